@@ -1,0 +1,139 @@
+"""A user's interests: decay-weighted sums of the vectors of the items they took.
+
+Each half-life keeps its own sum, ``v_h = Σ_i w_i · e_i · 2^(-(T - t_i)/h)``, where
+``T`` is the newest event time seen. Written this way the state does not depend
+on the order events arrive in: an event older than ``T`` is added already
+decayed, a newer one first decays the sum. Redelivered or late events therefore
+land exactly where they would have, and a held event (item not yet encoded) can
+be folded in later with its own timestamp.
+
+Examples
+--------
+>>> import numpy as np
+>>> iv = InterestVector(dim=2, half_lives=(10.0, 1000.0))
+>>> iv.add(np.array([1.0, 0.0]), weight=1.0, ts=0.0)
+>>> iv.add(np.array([0.0, 1.0]), weight=1.0, ts=10.0)
+>>> iv.vectors.round(3)   # one half-life later the first item counts half at h=10
+array([[0.5  , 1.   ],
+       [0.993, 1.   ]], dtype=float32)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import orjson
+
+
+class InterestVector:
+    """Decay-weighted interest at several half-lives, in one ``(len(half_lives), dim)`` matrix.
+
+    Parameters
+    ----------
+    dim
+        Size of the item vectors.
+    half_lives
+        Half-lives in seconds, short to long (session, day, month...).
+
+    Attributes
+    ----------
+    vectors
+        The sums, as of ``ts``.
+    mass
+        The decayed sum of weights per half-life: how much evidence each row holds.
+    ts
+        Time of the newest event folded in (``-inf`` before any).
+    """
+
+    __slots__ = ("half_lives", "mass", "ts", "vectors")
+
+    def __init__(self, dim: int, half_lives: Sequence[float]):
+        self.half_lives = np.asarray(half_lives, dtype=np.float64)
+        self.vectors = np.zeros((len(half_lives), dim), dtype=np.float32)
+        self.mass = np.zeros(len(half_lives), dtype=np.float64)
+        self.ts = float("-inf")
+
+    def add(self, vector: np.ndarray, weight: float, ts: float) -> None:
+        """Fold in one taken item's ``vector`` with ``weight`` at time ``ts``."""
+        if ts >= self.ts:
+            if self.ts != float("-inf"):
+                decay = np.exp2(-(ts - self.ts) / self.half_lives)
+                self.vectors *= decay[:, None].astype(np.float32)
+                self.mass *= decay
+            self.ts = ts
+            scale = np.full(len(self.half_lives), weight)
+        else:  # late event: add it already decayed to the state's time
+            scale = weight * np.exp2(-(self.ts - ts) / self.half_lives)
+        self.vectors += (scale[:, None] * vector[None, :]).astype(np.float32)
+        self.mass += scale
+
+    def unit_vectors(self) -> np.ndarray:
+        """Each half-life's direction (rows of zeros where there is no evidence yet)."""
+        norms = np.linalg.norm(self.vectors, axis=1, keepdims=True)
+        return np.divide(self.vectors, norms, out=np.zeros_like(self.vectors), where=norms > 0)
+
+    @property
+    def empty(self) -> bool:
+        return not self.mass.any()
+
+
+@dataclasses.dataclass
+class UserState:
+    """Everything the model keeps about one user.
+
+    ``seen`` maps item id to the last time the user took it, oldest first and
+    bounded, so exclusion of consumed items costs bounded memory per user.
+    ``recent`` holds the last few (item, event type) pairs that explanations
+    point back to. ``pending`` holds events whose item has no vector yet.
+    """
+
+    user_id: str
+    interests: InterestVector
+    seen: OrderedDict[str, float] = dataclasses.field(default_factory=OrderedDict)
+    recent: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+    pending: list[tuple[str, float, float]] = dataclasses.field(default_factory=list)
+    n_events: int = 0
+
+    def mark_seen(self, item_id: str, ts: float, kind: str, max_seen: int, max_recent: int = 20) -> None:
+        self.seen[item_id] = max(ts, self.seen.pop(item_id, ts))
+        while len(self.seen) > max_seen:
+            self.seen.popitem(last=False)
+        self.recent = [r for r in self.recent if r[0] != item_id][-(max_recent - 1):] + [(item_id, kind)]
+
+    # --- serialisation: a flat mapping of bytes, one Redis hash per user
+    def to_mapping(self) -> dict[str, bytes]:
+        iv = self.interests
+        return {
+            "v": iv.vectors.tobytes(),
+            "m": iv.mass.tobytes(),
+            "ts": repr(iv.ts).encode(),
+            "seen": orjson.dumps(list(self.seen.items())),
+            "recent": orjson.dumps(self.recent),
+            "pending": orjson.dumps(self.pending),
+            "n": str(self.n_events).encode(),
+        }
+
+    @classmethod
+    def from_mapping(cls, user_id: str, mapping: Mapping[bytes | str, bytes], dim: int,
+                     half_lives: Sequence[float]) -> UserState:
+        """Rebuild a state; an empty mapping gives a new user. Half-lives must match the stored ones."""
+        iv = InterestVector(dim, half_lives)
+        state = cls(user_id, iv)
+        if not mapping:
+            return state
+        m = {(k.decode() if isinstance(k, bytes) else k): v for k, v in mapping.items()}
+        vectors = np.frombuffer(m["v"], dtype=np.float32)
+        if vectors.size != iv.vectors.size:
+            raise ValueError(f"stored interest state of {user_id!r} has another shape "
+                             f"({vectors.size} floats, expected {iv.vectors.size})")
+        iv.vectors = vectors.reshape(iv.vectors.shape).copy()
+        iv.mass = np.frombuffer(m["m"], dtype=np.float64).copy()
+        iv.ts = float(m["ts"])
+        state.seen = OrderedDict((k, float(t)) for k, t in orjson.loads(m["seen"]))
+        state.recent = [tuple(r) for r in orjson.loads(m["recent"])]
+        state.pending = [tuple(p) for p in orjson.loads(m["pending"])]
+        state.n_events = int(m["n"])
+        return state

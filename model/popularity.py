@@ -1,0 +1,94 @@
+"""Decayed popularity, kept by forward decay in the log domain.
+
+An item's popularity at time ``t`` is ``Σ_i w_i · 2^(-(t - t_i)/h)``. Rather than
+decaying every item at every event, each event adds ``w_i · 2^(t_i/h)`` (forward
+decay, Cormode et al. 2009), and the common factor ``2^(-t/h)`` is applied
+only when a score is read. The sums are kept as base-2 logarithms so that
+``2^(t_i/h)`` never overflows, whatever the clock. Adding is commutative, so
+the result does not depend on event order, and sums kept by different workers
+merge by log-add.
+
+Examples
+--------
+>>> pop = DecayedPopularity(half_life_s=3600.0)
+>>> pop.observe("a", 1.0, ts=0.0)
+>>> pop.observe("b", 1.0, ts=3600.0)
+>>> pop.observe("b", 1.0, ts=3600.0)
+>>> [(item, round(score, 3)) for item, score in pop.top(2, now=3600.0)]
+[('b', 2.0), ('a', 0.5)]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+
+import numpy as np
+
+
+class DecayedPopularity:
+    """Exponentially decayed popularity with half-life ``half_life_s``.
+
+    Attributes
+    ----------
+    log_scores
+        ``log2(Σ w_i · 2^(t_i/h))`` per item slot; ``-inf`` for never seen.
+    """
+
+    def __init__(self, half_life_s: float):
+        self.half_life_s = float(half_life_s)
+        self.ids: list[str] = []
+        self.slots: dict[str, int] = {}
+        self.log_scores = np.full(64, -np.inf)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def log_increment(self, weight: float, ts: float) -> float:
+        """The forward-decayed log2 weight that one event adds (what a shared store log-adds)."""
+        return float(np.log2(weight) + ts / self.half_life_s)
+
+    def observe(self, item_id: str, weight: float, ts: float) -> None:
+        self.merge_log(item_id, self.log_increment(weight, ts))
+
+    def merge_log(self, item_id: str, log_value: float) -> None:
+        """Log-add ``log_value`` into ``item_id``'s sum."""
+        slot = self._slot(item_id)
+        self.log_scores[slot] = np.logaddexp2(self.log_scores[slot], log_value)
+
+    def set_log(self, items: Iterable[tuple[str, float]]) -> None:
+        """Overwrite sums with ones read from a shared store."""
+        for item_id, log_value in items:
+            self.log_scores[self._slot(item_id)] = log_value
+
+    def score(self, item_id: str, now: float) -> float:
+        slot = self.slots.get(item_id)
+        return 0.0 if slot is None else float(np.exp2(self.log_scores[slot] - now / self.half_life_s))
+
+    def top(self, n: int, now: float, exclude: Collection[str] = ()) -> list[tuple[str, float]]:
+        """The ``n`` most popular items at ``now`` with their decayed scores, skipping ``exclude``."""
+        size = len(self.ids)
+        want = min(size, n + len(exclude))
+        if want == 0:
+            return []
+        scores = self.log_scores[:size]
+        idx = np.argpartition(-scores, want - 1)[:want] if want < size else np.arange(size)
+        idx = idx[np.argsort(-scores[idx], kind="stable")]
+        out = []
+        for i in idx:
+            if scores[i] == -np.inf:
+                break
+            item = self.ids[i]
+            if item not in exclude:
+                out.append((item, float(np.exp2(scores[i] - now / self.half_life_s))))
+                if len(out) == n:
+                    break
+        return out
+
+    def _slot(self, item_id: str) -> int:
+        slot = self.slots.get(item_id)
+        if slot is None:
+            slot = self.slots[item_id] = len(self.ids)
+            self.ids.append(item_id)
+            if slot == len(self.log_scores):
+                self.log_scores = np.concatenate([self.log_scores, np.full(slot, -np.inf)])
+        return slot
