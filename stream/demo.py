@@ -1,0 +1,208 @@
+"""``streamrec demo``: the whole loop on one machine, watched from the outside like a client app would.
+
+1. start the local stack (Tansu broker + redis-server) and a worker process;
+2. publish a generated catalogue to ``items`` and wait until the worker has encoded it;
+3. publish events from simulated users whose interests drift (plus a few bad
+   payloads, to show the dead-letter topic at work);
+4. subscribe to ``recommendations`` and ``events.dlq``, print them live;
+5. print what was measured, and shut everything down.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import orjson
+from kafka import KafkaConsumer, KafkaProducer
+from tqdm import tqdm
+
+from model.synthetic import DriftingUsers, make_catalog
+from stream.settings import Settings
+from stream.stack import LocalStack
+from stream.topics import ensure_topics, topic_specs
+
+BAD_PAYLOADS = [
+    b"this is not json",
+    b'{"event_id": "bad-1", "user_id": "u1", "item_id": "i0001", "type": "like", "ts": 1700000000, "scene": "home"}',
+    b'{"event_id": "bad-2", "user_id": "u1", "type": "click", "ts": 1700000000, "scene": "home"}',
+]
+
+
+def start_worker(settings: Settings, log_path: Path, loglevel: str = "warn") -> subprocess.Popen:
+    """A ``streamrec worker`` process with ``settings`` in its environment."""
+    env = {**os.environ, **settings.env(), "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([sys.executable, "-m", "stream.cli", "worker", "-l", loglevel],
+                            env=env, stdout=log_path.open("ab"), stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
+def stop_worker(proc: subprocess.Popen, timeout: float = 15.0) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def wait_for(condition, timeout: float, what: str, worker: subprocess.Popen | None = None,
+             log_path: Path | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if worker is not None and worker.poll() is not None:
+            tail = log_path.read_text()[-3000:] if log_path else ""
+            raise RuntimeError(f"the worker exited ({worker.returncode}) while waiting for {what}:\n{tail}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(0.2)
+
+
+@dataclasses.dataclass
+class Watch:
+    """What the client side saw."""
+
+    sent_at: dict[str, float] = dataclasses.field(default_factory=dict)
+    interest_at: dict[str, str] = dataclasses.field(default_factory=dict)
+    latencies_ms: list[float] = dataclasses.field(default_factory=list)
+    #: The same latency cut at the worker's clock: (to the worker, in the worker, back to the client).
+    stages_ms: list[tuple[float, float, float]] = dataclasses.field(default_factory=list)
+    on_interest: list[float] = dataclasses.field(default_factory=list)
+    received: int = 0
+    dead: Counter = dataclasses.field(default_factory=Counter)
+
+
+def run_demo(users: int = 40, events: int = 3000, rate: float = 300.0, seed: int = 0) -> int:
+    started = time.monotonic()
+    workdir = Path(tempfile.mkdtemp(prefix="streamrec-demo-"))
+    catalog = make_catalog(items_per_category=40, seed=seed)
+    category = {item["item_id"]: item["category"] for item in catalog}
+    n_categories = len(set(category.values()))
+    print(f"streamrec demo: {len(catalog)} items in {n_categories} categories, {users} users, "
+          f"{events} events at {rate:.0f}/s (logs in {workdir})")
+
+    with LocalStack(workdir) as stack:
+        settings = dataclasses.replace(Settings(), broker=stack.broker, redis_url=stack.redis_url,
+                                       data_dir=str(workdir / "worker"), partitions=4)
+        ensure_topics(stack.bootstrap_servers, topic_specs(settings))
+        print(f"local stack up: broker {stack.broker}, redis {stack.redis_url}")
+        worker_log = workdir / "worker.log"
+        worker = start_worker(settings, worker_log)
+        producer = KafkaProducer(bootstrap_servers=stack.bootstrap_servers, linger_ms=5)
+        watch = Watch()
+        stop = threading.Event()
+        client = threading.Thread(target=watch_recommendations,
+                                  args=(settings, stack.bootstrap_servers, watch, category, stop), daemon=True)
+        client.start()
+        try:
+            for item in catalog:
+                producer.send(settings.items_topic, key=item["item_id"].encode(), value=orjson.dumps(item))
+            producer.flush()
+            import redis
+
+            r = redis.Redis.from_url(stack.redis_url)
+            vec_key = settings.redis_prefix + "item:vec"
+            with tqdm(total=len(catalog), desc="worker encoding catalogue", unit="item", mininterval=0.5) as bar:
+                def encoded() -> bool:
+                    bar.update(r.hlen(vec_key) - bar.n)
+                    return bar.n >= len(catalog)
+
+                wait_for(encoded, 90, "the catalogue to be encoded", worker, worker_log)
+
+            sim = DriftingUsers(catalog, n_users=users, seed=seed, mean_gap_s=5.0,
+                                start_ts=time.time() - events * 5.0)
+            t0 = time.monotonic()
+            for n, event in enumerate(sim.events(events)):
+                watch.interest_at[event["event_id"]] = sim.interest(event["user_id"])
+                watch.sent_at[event["event_id"]] = time.time()
+                producer.send(settings.events_topic, key=event["user_id"].encode(), value=orjson.dumps(event))
+                if n == events // 2:
+                    for bad in BAD_PAYLOADS:
+                        producer.send(settings.events_topic, key=b"u1", value=bad)
+                lag = t0 + (n + 1) / rate - time.monotonic()
+                if lag > 0:
+                    time.sleep(lag)
+            producer.flush()
+            produce_s = time.monotonic() - t0
+            wait_for(lambda: watch.received >= events and sum(watch.dead.values()) >= len(BAD_PAYLOADS),
+                     60, "every recommendation", worker, worker_log)
+            total_s = time.monotonic() - t0
+        finally:
+            stop.set()
+            client.join(10)
+            producer.close()
+            stop_worker(worker)
+    report(watch, events, produce_s, total_s, n_categories, time.monotonic() - started)
+    return 0
+
+
+def watch_recommendations(settings: Settings, bootstrap: str, watch: Watch, category: dict[str, str],
+                          stop: threading.Event) -> None:
+    """The client app: subscribe to recommendations and the DLQ, print a sample live."""
+    consumer = KafkaConsumer(settings.recommendations_topic, settings.dlq_topic, bootstrap_servers=bootstrap,
+                             auto_offset_reset="earliest", group_id=None, consumer_timeout_ms=200,
+                             fetch_max_wait_ms=settings.fetch_max_wait_ms)
+    last_print = 0.0
+    while not stop.is_set():
+        for record in consumer:
+            now = time.time()
+            body = orjson.loads(record.value)
+            if record.topic == settings.dlq_topic:
+                watch.dead[body["reason"]] += 1
+                tqdm.write(f"  DLQ  {body['reason']:<20} {body['error'][:60]!r}")
+                continue
+            watch.received += 1
+            event_id = body["event_id"]
+            if event_id in watch.sent_at:
+                sent = watch.sent_at[event_id]
+                watch.latencies_ms.append((now - sent) * 1000)
+                watch.stages_ms.append(((body["received_ts"] - sent) * 1000,
+                                        (body["sent_ts"] - body["received_ts"]) * 1000,
+                                        (now - body["sent_ts"]) * 1000))
+            truth = watch.interest_at.get(event_id)
+            items = body["items"]
+            if truth and items:
+                watch.on_interest.append(sum(category[i["item_id"]] == truth for i in items) / len(items))
+            if now - last_print > 1.0 and items:
+                last_print = now
+                tqdm.write(f"{body['user_id']} (now into {truth}) after {event_id}:")
+                for i in items[:3]:
+                    tqdm.write(f"    {i['title'][:40]:<40} {category[i['item_id']][:18]:<18} {i['reason']}")
+    consumer.close()
+
+
+def report(watch: Watch, events: int, produce_s: float, total_s: float, n_categories: int,
+           wall_s: float) -> None:
+    lat = sorted(watch.latencies_ms) or [float("nan")]
+    q = statistics.quantiles(lat, n=100) if len(lat) > 1 else [lat[0]] * 99
+    on = statistics.fmean(watch.on_interest) if watch.on_interest else float("nan")
+    half = len(watch.on_interest) // 2
+    print("\n== what the demo measured")
+    rows = [
+        ("events published", f"{events}"),
+        ("recommendations received", f"{watch.received}"),
+        ("dead-lettered (reasons)", ", ".join(f"{k}={v}" for k, v in sorted(watch.dead.items())) or "none"),
+        ("events/s (publish → last recommendation)", f"{events / total_s:,.0f}"),
+        ("event → recommendation latency p50 / p99", f"{q[49]:.1f} ms / {q[98]:.1f} ms"),
+        ("  of which to worker / in worker / to client (p50)",
+         " / ".join(f"{statistics.median(s[i] for s in watch.stages_ms):.1f} ms" for i in range(3))
+         if watch.stages_ms else "n/a"),
+        ("top-k items in the user's current interest", f"{on:.1%} (random: {1 / n_categories:.1%})"),
+        ("  first half / second half of the stream",
+         f"{statistics.fmean(watch.on_interest[:half] or [0]):.1%} / "
+         f"{statistics.fmean(watch.on_interest[half:] or [0]):.1%}"),
+        ("demo wall time", f"{wall_s:.1f} s"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    for k, v in rows:
+        print(f"  {k:<{width}}  {v}")

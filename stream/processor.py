@@ -1,0 +1,205 @@
+"""The adapter between Kafka messages and the model: decode, load state, call ``model/``, store, emit.
+
+It holds no recommender logic of its own: the Faust agents hand it micro-batches
+of raw messages and send what it returns. Model and store calls run on one
+dedicated thread, so the event loop stays free for heartbeats and fetching
+while a batch is computed, and the model's in-process state never sees two
+threads at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import dataclasses
+import logging
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import orjson
+
+from model.recommender import Recommender, RecommenderConfig
+from model.schema import Event, InvalidInput, Item, Recommended, parse_event, parse_item
+from stream.settings import Settings
+from stream.store import RedisStore, text_digest
+
+log = logging.getLogger(__name__)
+
+#: How many of the most popular items each worker re-reads from the shared store per sync.
+POPULARITY_SYNC_TOP = 2000
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Message:
+    """A raw record as consumed, with where it came from."""
+
+    key: bytes | None
+    value: bytes | None
+    partition: int = 0
+    offset: int = -1
+    timestamp: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Outgoing:
+    key: bytes
+    value: bytes
+
+
+def recommender_config(settings: Settings) -> RecommenderConfig:
+    return RecommenderConfig(
+        half_lives_s=settings.half_lives_s,
+        half_life_weights=settings.half_life_weights,
+        type_weights=settings.type_weight,
+        popularity_half_life_s=settings.popularity_half_life_s,
+        k=settings.top_k,
+        max_seen=settings.max_seen,
+    )
+
+
+def dead_letter(message: Message, error: InvalidInput, source_topic: str) -> Outgoing:
+    """The DLQ record: the reason, and the original payload byte for byte."""
+    raw = message.value or b""
+    try:
+        payload, encoding = raw.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        payload, encoding = base64.b64encode(raw).decode(), "base64"
+    body = {
+        "reason": error.reason,
+        "field": error.field,
+        "error": str(error),
+        "topic": source_topic,
+        "partition": message.partition,
+        "offset": message.offset,
+        "payload": payload,
+        "payload_encoding": encoding,
+        "dead_lettered_ts": time.time(),
+    }
+    return Outgoing(message.key or b"", orjson.dumps(body))
+
+
+class StreamProcessor:
+    """Turns micro-batches of events into recommendations, and of items into indexed vectors.
+
+    Parameters
+    ----------
+    settings
+        Runtime settings.
+    store
+        The Redis state store.
+    encode
+        Awaitable text encoder (a :class:`model.encoder.MicroBatcher`'s ``encode_async``).
+    dim
+        Encoder output size.
+    """
+
+    def __init__(self, settings: Settings, store: RedisStore,
+                 encode: Callable[[list[str]], Awaitable[np.ndarray]], dim: int):
+        self.settings = settings
+        self.store = store
+        self.encode = encode
+        self.recommender = Recommender(recommender_config(settings), dim)
+        self.model_version = 0
+        self.outcomes: Counter[str] = Counter()
+        self._item_cursor: str | None = None
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="streamrec-model")
+
+    async def _run(self, fn, *args):
+        return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
+
+    def close(self) -> None:
+        self._thread.shutdown(wait=True)
+
+    # --- items
+    async def handle_items(self, messages: Sequence[Message]) -> list[Outgoing]:
+        """Validate, encode what is new or changed (one batched call), store; returns dead letters."""
+        items, dead = [], []
+        for message in messages:
+            try:
+                items.append(parse_item(message.value, max_bytes=self.settings.max_payload_bytes))
+            except InvalidInput as err:
+                dead.append(dead_letter(message, err, self.settings.items_topic))
+                self.outcomes[f"item_dlq:{err.reason}"] += 1
+        latest = {item.item_id: item for item in items}  # compacted topic semantics: last one wins
+        stale = await self._run(self._needs_encoding, list(latest.values()))
+        if stale:
+            vectors = await self.encode([item.text_for_encoder for item in stale])
+            await self._run(self._index_items, stale, vectors)
+        self.outcomes["item_ok"] += len(items)
+        return dead
+
+    def _needs_encoding(self, items: list[Item]) -> list[Item]:
+        digests = self.store.item_digests([i.item_id for i in items])
+        return [i for i, d in zip(items, digests) if d != text_digest(i.text_for_encoder)]
+
+    def _index_items(self, items: list[Item], vectors: np.ndarray) -> None:
+        self.store.save_items(items, vectors)
+        self.recommender.index.add(items, vectors)
+
+    # --- syncing the in-process replicas with the shared store
+    async def sync(self) -> int:
+        return await self._run(self._sync)
+
+    def _sync(self) -> int:
+        """Pull items encoded by any worker since the last sync, and the shared popularity."""
+        items, vectors, self._item_cursor = self.store.items_after(self._item_cursor, self.recommender.dim)
+        if items:
+            self.recommender.index.add(items, vectors)
+        self.recommender.popularity.set_log(self.store.top_popularity(POPULARITY_SYNC_TOP))
+        return len(items)
+
+    # --- events
+    async def handle_events(self, messages: Sequence[Message]) -> tuple[list[Outgoing], list[Outgoing]]:
+        """Returns (recommendations, dead letters), one recommendation per valid event."""
+        return await self._run(self._handle_events, messages)
+
+    def _handle_events(self, messages: Sequence[Message]) -> tuple[list[Outgoing], list[Outgoing]]:
+        received = time.time()
+        events: list[tuple[Event, Message]] = []
+        dead: list[Outgoing] = []
+        for message in messages:
+            try:
+                event = parse_event(message.value, now=received, max_bytes=self.settings.max_payload_bytes)
+                events.append((event, message))
+            except InvalidInput as err:
+                dead.append(dead_letter(message, err, self.settings.events_topic))
+                self.outcomes[f"dlq:{err.reason}"] += 1
+        if not events:
+            return [], dead
+        if any(e.item_id not in self.recommender.index for e, _ in events):
+            self._sync()  # a worker elsewhere may have encoded it since our last sync
+        rec = self.recommender
+        states = self.store.load_users((e.user_id for e, _ in events), rec.dim, rec.config.half_lives_s)
+        popularity: dict[str, float] = {}
+        results = []
+        for event, message in events:
+            state = states[event.user_id]
+            rec.observe(state, event)
+            increment = rec.popularity.log_increment(rec.weight(event), event.ts)
+            popularity[event.item_id] = float(np.logaddexp2(popularity.get(event.item_id, -np.inf), increment))
+            results.append((event, message, rec.recommend(state, now=event.ts)))
+        self.store.save_users(states.values())
+        self.store.add_popularity(popularity)
+        sent = time.time()
+        out = [Outgoing(event.user_id.encode(), self._recommendation(event, message, items, received, sent))
+               for event, message, items in results]
+        self.outcomes["ok"] += len(events)
+        return out, dead
+
+    def _recommendation(self, event: Event, message: Message, items: list[Recommended],
+                        received: float, sent: float) -> bytes:
+        catalog = self.recommender.index.items
+        return orjson.dumps({
+            "user_id": event.user_id,
+            "event_id": event.event_id,
+            "scene": event.scene,
+            "model_version": self.model_version,
+            "event_ts": event.ts,
+            "ingest_ts": message.timestamp or received,
+            "received_ts": received,
+            "sent_ts": sent,
+            "items": [dict(r.to_dict(), title=catalog[r.item_id].title) for r in items],
+        })

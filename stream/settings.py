@@ -1,0 +1,118 @@
+"""All runtime settings in one typed place, read from the environment.
+
+Every variable is ``STREAMREC_<FIELD NAME IN UPPER CASE>``; for example
+``STREAMREC_BROKER=kafka://kafka:9092`` or ``STREAMREC_REDIS_URL=redis://redis:6379/0``.
+Precedence: environment, then the file written by ``streamrec stack up``
+(so a worker started after it finds the local stack), then the defaults below.
+
+>>> s = Settings.from_env({"STREAMREC_TOP_K": "5", "STREAMREC_BROKER": "kafka://h:1"})
+>>> s.top_k, s.broker, s.events_topic
+(5, 'kafka://h:1', 'events')
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+#: Where ``streamrec stack up`` records the addresses of the servers it started.
+STACK_FILE_ENV = "STREAMREC_STACK_FILE"
+DEFAULT_STACK_FILE = Path(".streamrec") / "stack.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    # --- where things are
+    broker: str = "kafka://127.0.0.1:9092"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    app_id: str = "streamrec"
+    data_dir: str = ".streamrec/worker"
+    # --- topics and their partition counts (created up front: see stream/topics.py)
+    events_topic: str = "events"
+    items_topic: str = "items"
+    recommendations_topic: str = "recommendations"
+    dlq_topic: str = "events.dlq"
+    partitions: int = 4
+    # --- micro-batching in the agents
+    batch_max: int = 256
+    batch_wait_s: float = 0.02
+    # --- the model
+    top_k: int = 10
+    half_lives_s: tuple[float, ...] = (300.0, 86400.0, 30 * 86400.0)
+    half_life_weights: tuple[float, ...] = (0.5, 0.3, 0.2)
+    type_weights: tuple[tuple[str, float], ...] = (
+        ("view", 1.0),
+        ("click", 2.0),
+        ("cart", 3.0),
+        ("purchase", 5.0),
+    )
+    popularity_half_life_s: float = 6 * 3600.0
+    max_seen: int = 500
+    max_payload_bytes: int = 65536
+    # --- the encoder
+    encoder_device: str = "auto"
+    encoder_batch_max: int = 64
+    encoder_wait_s: float = 0.005
+    # --- state
+    redis_prefix: str = "sr:"
+    item_sync_interval_s: float = 1.0
+    # --- consumer group behaviour (short timeouts make joins fast on small brokers)
+    session_timeout_s: float = 6.0
+    #: How long a fetch may wait for records (see stream/transport.py for why it is short).
+    fetch_max_wait_ms: int = 10
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        stack_file = Path(environ.get(STACK_FILE_ENV, DEFAULT_STACK_FILE))
+        if stack_file.is_file():
+            stack = json.loads(stack_file.read_text())
+            values.update({k: stack[k] for k in ("broker", "redis_url") if k in stack})
+        for field in dataclasses.fields(cls):
+            raw = environ.get(f"STREAMREC_{field.name.upper()}")
+            if raw is not None:
+                values[field.name] = _parse(field.name, raw, getattr(cls, field.name))
+        return cls(**values)
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """The broker address without the ``kafka://`` scheme, for kafka-python."""
+        return ",".join(part.split("://", 1)[-1] for part in self.broker.split(";"))
+
+    @property
+    def type_weight(self) -> dict[str, float]:
+        return dict(self.type_weights)
+
+    def env(self) -> dict[str, str]:
+        """These settings as environment variables, to hand to a child process."""
+        out = {}
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if field.name == "type_weights":
+                text = ",".join(f"{k}={v}" for k, v in value)
+            elif isinstance(value, tuple):
+                text = ",".join(str(v) for v in value)
+            else:
+                text = str(value)
+            out[f"STREAMREC_{field.name.upper()}"] = text
+        return out
+
+
+def _parse(name: str, raw: str, default: Any) -> Any:
+    """Parse one environment value to the type of its default."""
+    try:
+        if name == "type_weights":  # "view=1,click=2,..."
+            pairs = (part.split("=", 1) for part in raw.split(",") if part.strip())
+            return tuple((k.strip(), float(v)) for k, v in pairs)
+        if isinstance(default, tuple):
+            return tuple(float(part) for part in raw.split(",") if part.strip())
+        if isinstance(default, bool):
+            return raw.strip().lower() in ("1", "true", "yes", "on")
+        return type(default)(raw)
+    except ValueError as exc:
+        raise ValueError(f"STREAMREC_{name.upper()}={raw!r}: {exc}") from None

@@ -1,0 +1,142 @@
+"""Redis as the state store: users, item vectors, popularity. Every call is one pipelined round trip.
+
+Keys (all under ``Settings.redis_prefix``):
+
+- ``user:{user_id}`` — hash: one user's :class:`model.interests.UserState`.
+- ``item:meta`` / ``item:vec`` — hashes: item id → item JSON / float32 vector bytes.
+- ``item:log`` — stream of item ids in the order they were (re)encoded; every worker
+  tails it to keep its in-process index a replica of ``item:vec``.
+- ``pop`` — sorted set: item id → log2 forward-decayed popularity (see
+  :mod:`model.popularity`), log-added atomically by a Lua script so that any number
+  of workers can add to it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
+
+import numpy as np
+import orjson
+import redis
+
+from model.interests import UserState
+from model.schema import Item
+
+# log2(2^a + 2^b) for each (member, value) pair, atomically.
+LOG_ADD = """
+for i = 1, #ARGV, 2 do
+  local v = tonumber(ARGV[i + 1])
+  local old = redis.call('ZSCORE', KEYS[1], ARGV[i])
+  if old then
+    old = tonumber(old)
+    local m = math.max(old, v)
+    v = m + math.log(2 ^ (old - m) + 2 ^ (v - m)) / math.log(2)
+  end
+  redis.call('ZADD', KEYS[1], v, ARGV[i])
+end
+return #ARGV / 2
+"""
+
+ITEM_LOG_MAXLEN = 1_000_000
+
+
+def text_digest(text: str) -> str:
+    """A short digest of an item's encoder text: re-encode only when it changed."""
+    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+
+
+class RedisStore:
+    """Batched reads and writes of streamrec's state in one Redis database."""
+
+    def __init__(self, url: str, prefix: str = "sr:", *, client: redis.Redis | None = None):
+        self.redis = client or redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5)
+        self.prefix = prefix
+        self._log_add = self.redis.register_script(LOG_ADD)
+
+    def key(self, *parts: str) -> str:
+        return self.prefix + ":".join(parts)
+
+    # --- users
+    def load_users(self, user_ids: Iterable[str], dim: int, half_lives: Sequence[float]) -> dict[str, UserState]:
+        user_ids = list(dict.fromkeys(user_ids))
+        pipe = self.redis.pipeline(transaction=False)
+        for user_id in user_ids:
+            pipe.hgetall(self.key("user", user_id))
+        return {uid: UserState.from_mapping(uid, mapping, dim, half_lives)
+                for uid, mapping in zip(user_ids, pipe.execute())}
+
+    def save_users(self, states: Iterable[UserState]) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        for state in states:
+            pipe.hset(self.key("user", state.user_id), mapping=state.to_mapping())
+        pipe.execute()
+
+    # --- items
+    def item_digests(self, item_ids: Sequence[str]) -> list[str | None]:
+        """The stored text digest of each item (None when unknown)."""
+        if not item_ids:
+            return []
+        raw = self.redis.hmget(self.key("item", "digest"), list(item_ids))
+        return [None if d is None else d.decode() for d in raw]
+
+    def save_items(self, items: Sequence[Item], vectors: np.ndarray) -> None:
+        if not items:
+            return
+        vectors = np.asarray(vectors, dtype=np.float32)
+        pipe = self.redis.pipeline(transaction=True)  # vectors and log entries land together
+        pipe.hset(self.key("item", "meta"), mapping={i.item_id: orjson.dumps(i.to_dict()) for i in items})
+        pipe.hset(self.key("item", "vec"), mapping={i.item_id: v.tobytes() for i, v in zip(items, vectors)})
+        pipe.hset(self.key("item", "digest"),
+                  mapping={i.item_id: text_digest(i.text_for_encoder) for i in items})
+        for item in items:
+            pipe.xadd(self.key("item", "log"), {"id": item.item_id}, maxlen=ITEM_LOG_MAXLEN, approximate=True)
+        pipe.execute()
+
+    def items_after(self, cursor: str | None, dim: int, count: int = 10_000) -> tuple[list[Item], np.ndarray, str]:
+        """Items (re)encoded after ``cursor`` (a stream id; None = everything), and the new cursor.
+
+        The first call reads the whole catalogue; later calls read only the log's tail.
+        """
+        if cursor is None:
+            # Take the log position first: anything written during the full read is read again
+            # from the log next time, and upserting it twice is harmless.
+            last = self.redis.xrevrange(self.key("item", "log"), count=1)
+            cursor = last[0][0].decode() if last else "0-0"
+            ids = [k.decode() for k in self.redis.hkeys(self.key("item", "vec"))]
+        else:
+            ids, seen = [], set()
+            while True:
+                entries = self.redis.xrange(self.key("item", "log"), min=f"({cursor}", count=count)
+                if not entries:
+                    break
+                for _, fields in entries:
+                    item_id = fields[b"id"].decode()
+                    if item_id not in seen:
+                        seen.add(item_id)
+                        ids.append(item_id)
+                cursor = entries[-1][0].decode()
+        if not ids:
+            return [], np.zeros((0, dim), dtype=np.float32), cursor
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hmget(self.key("item", "meta"), ids)
+        pipe.hmget(self.key("item", "vec"), ids)
+        metas, vecs = pipe.execute()
+        items, rows = [], []
+        for meta, vec in zip(metas, vecs):
+            if meta is not None and vec is not None:
+                d = orjson.loads(meta)
+                d["genres"] = tuple(d.get("genres") or ())
+                items.append(Item(**d))
+                rows.append(np.frombuffer(vec, dtype=np.float32))
+        matrix = np.stack(rows) if rows else np.zeros((0, dim), dtype=np.float32)
+        return items, matrix, cursor
+
+    # --- popularity
+    def add_popularity(self, log_increments: Mapping[str, float]) -> None:
+        if log_increments:
+            args = [x for item, v in log_increments.items() for x in (item, repr(float(v)))]
+            self._log_add(keys=[self.key("pop")], args=args)
+
+    def top_popularity(self, n: int) -> list[tuple[str, float]]:
+        return [(m.decode(), s) for m, s in self.redis.zrevrange(self.key("pop"), 0, n - 1, withscores=True)]
