@@ -52,6 +52,8 @@ class RecommenderConfig:
     popularity_half_life_s: float = 6 * 3600.0
     k: int = 10
     exclude_seen: bool = True
+    #: Fill the list with decayed popularity when the user's own sources run short.
+    fill_with_popular: bool = True
     max_seen: int = 500
     max_pending: int = 50
     #: How many nearest neighbours each interest vector proposes, per slot of k.
@@ -117,15 +119,16 @@ class Recommender:
                 state.interests.add(vector, weight, ts)
         state.pending = still
 
-    def recommend(self, state: UserState, k: int | None = None, now: float | None = None) -> list[Recommended]:
-        """The user's top ``k``, best first, each with a reason."""
+    def recommend(self, state: UserState, k: int | None = None, now: float | None = None,
+                  scene: str | None = None) -> list[Recommended]:
+        """The user's top ``k``, best first, each with a reason (``scene``: where the list is shown)."""
         k = self.config.k if k is None else k
         now = state.interests.ts if now is None else now
         exclude = state.seen if self.config.exclude_seen else ()
         out: list[Recommended] = []
         if not state.interests.empty and len(self.index):
             out = self._content(state, k, exclude)
-        if len(out) < k:
+        if len(out) < k and self.config.fill_with_popular:
             taken = {r.item_id for r in out}
             for item_id, score in self.popularity.top(k - len(out), now, exclude=taken | set(exclude)):
                 if item_id in self.index:  # only items we can describe are recommendable
