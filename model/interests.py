@@ -81,6 +81,26 @@ class InterestVector:
 
 
 @dataclasses.dataclass
+class Impressions:
+    """The list last shown to a user, with the features each item was ranked on.
+
+    When the user's next event arrives these become labelled examples for the
+    ranker: the item taken is a positive, the others shown are negatives.
+    """
+
+    item_ids: list[str]
+    features: np.ndarray
+    scene: str
+    ts: float
+    model_version: int
+    #: A uniform sample of the other candidates, with features: unbiased negatives for a miss.
+    sample_ids: list[str] = dataclasses.field(default_factory=list)
+    sample_features: np.ndarray | None = None
+    #: Every candidate of that request: whether the ranker could have shown the item taken.
+    pool: list[str] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
 class UserState:
     """Everything the model keeps about one user.
 
@@ -88,6 +108,10 @@ class UserState:
     bounded, so exclusion of consumed items costs bounded memory per user.
     ``recent`` holds the last few (item, event type) pairs that explanations
     point back to. ``pending`` holds events whose item has no vector yet.
+    ``scenes`` keeps one interest vector per scene (multi-scenario), at the
+    scale of the longest half-life, shrunk toward the user's overall interest
+    at scoring time when a scene has little evidence. ``shown`` is the last
+    list recommended, waiting to be labelled by the next event.
     """
 
     user_id: str
@@ -96,6 +120,8 @@ class UserState:
     recent: list[tuple[str, str]] = dataclasses.field(default_factory=list)
     pending: list[tuple[str, float, float]] = dataclasses.field(default_factory=list)
     n_events: int = 0
+    scenes: dict[str, InterestVector] = dataclasses.field(default_factory=dict)
+    shown: Impressions | None = None
 
     def mark_seen(self, item_id: str, ts: float, kind: str, max_seen: int, max_recent: int = 20) -> None:
         self.seen[item_id] = max(ts, self.seen.pop(item_id, ts))
@@ -114,6 +140,13 @@ class UserState:
             "recent": orjson.dumps(self.recent),
             "pending": orjson.dumps(self.pending),
             "n": str(self.n_events).encode(),
+            "scenes": orjson.dumps([[name, sv.ts, sv.mass.tolist()] for name, sv in self.scenes.items()]),
+            "scene_v": b"".join(sv.vectors.tobytes() for sv in self.scenes.values()),
+            "shown": orjson.dumps(None if self.shown is None else {
+                "items": self.shown.item_ids, "scene": self.shown.scene, "ts": self.shown.ts,
+                "version": self.shown.model_version, "sample": self.shown.sample_ids, "pool": self.shown.pool}),
+            "shown_x": b"" if self.shown is None else np.vstack(
+                [self.shown.features, self.shown.sample_features]).astype(np.float32).tobytes(),
         }
 
     @classmethod
@@ -136,4 +169,16 @@ class UserState:
         state.recent = [tuple(r) for r in orjson.loads(m["recent"])]
         state.pending = [tuple(p) for p in orjson.loads(m["pending"])]
         state.n_events = int(m["n"])
+        scene_vectors = np.frombuffer(m.get("scene_v", b""), dtype=np.float32).reshape(-1, dim)
+        for row, (name, ts, mass) in enumerate(orjson.loads(m.get("scenes", b"[]"))):
+            sv = InterestVector(dim, half_lives[-1:])
+            sv.vectors, sv.mass, sv.ts = scene_vectors[row:row + 1].copy(), np.array(mass), float(ts)
+            state.scenes[name] = sv
+        shown = orjson.loads(m.get("shown", b"null"))
+        if shown is not None:
+            n = len(shown["items"])
+            rows = np.frombuffer(m["shown_x"], dtype=np.float32)
+            rows = rows.reshape(n + len(shown["sample"]), -1) if rows.size else rows.reshape(0, 0)
+            state.shown = Impressions(shown["items"], rows[:n].copy(), shown["scene"], shown["ts"],
+                                      shown["version"], shown["sample"], rows[n:].copy(), shown["pool"])
         return state

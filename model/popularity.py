@@ -39,6 +39,7 @@ class DecayedPopularity:
         self.ids: list[str] = []
         self.slots: dict[str, int] = {}
         self.log_scores = np.full(64, -np.inf)
+        self.first_ts = np.full(64, np.inf)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -49,6 +50,12 @@ class DecayedPopularity:
 
     def observe(self, item_id: str, weight: float, ts: float) -> None:
         self.merge_log(item_id, self.log_increment(weight, ts))
+        slot = self.slots[item_id]
+        self.first_ts[slot] = min(self.first_ts[slot], ts)
+
+    def first_seen(self, item_ids: list[str]) -> np.ndarray:
+        """When each item was first observed (``inf`` for never): how old it is to this stream."""
+        return np.array([self.first_ts[self.slots[i]] if i in self.slots else np.inf for i in item_ids])
 
     def merge_log(self, item_id: str, log_value: float) -> None:
         """Log-add ``log_value`` into ``item_id``'s sum."""
@@ -63,6 +70,12 @@ class DecayedPopularity:
     def score(self, item_id: str, now: float) -> float:
         slot = self.slots.get(item_id)
         return 0.0 if slot is None else float(np.exp2(self.log_scores[slot] - now / self.half_life_s))
+
+    def scores(self, item_ids: list[str], now: float) -> np.ndarray:
+        """Decayed scores of many items at ``now`` (0 for never seen), in one vectorised step."""
+        slots = np.array([self.slots.get(i, -1) for i in item_ids], dtype=np.int64)
+        logs = np.where(slots >= 0, self.log_scores[slots], -np.inf)
+        return np.exp2(logs - now / self.half_life_s)
 
     def top(self, n: int, now: float, exclude: Collection[str] = ()) -> list[tuple[str, float]]:
         """The ``n`` most popular items at ``now`` with their decayed scores, skipping ``exclude``."""
@@ -91,4 +104,5 @@ class DecayedPopularity:
             self.ids.append(item_id)
             if slot == len(self.log_scores):
                 self.log_scores = np.concatenate([self.log_scores, np.full(slot, -np.inf)])
+                self.first_ts = np.concatenate([self.first_ts, np.full(slot, np.inf)])
         return slot

@@ -57,3 +57,20 @@ def test_state_round_trip_and_bounded_seen():
     assert back.seen == state.seen and back.recent == state.recent and back.pending == state.pending
     with pytest.raises(ValueError, match="another shape"):
         UserState.from_mapping("u1", state.to_mapping(), dim=4, half_lives=(10.0, 100.0, 1000.0))
+
+
+def test_round_trip_with_scenes_and_impressions():
+    from model.interests import Impressions
+
+    state = UserState("u1", InterestVector(dim=4, half_lives=(10.0, 100.0)))
+    scene = InterestVector(dim=4, half_lives=(100.0,))
+    scene.add(np.arange(4, dtype=np.float32), 2.0, 7.0)
+    state.scenes["search"] = scene
+    state.shown = Impressions(["a", "b"], np.ones((2, 3), np.float32), "home", 9.0, 4,
+                              ["c"], np.zeros((1, 3), np.float32), ["a", "b", "c", "d"])
+    back = UserState.from_mapping("u1", state.to_mapping(), dim=4, half_lives=(10.0, 100.0))
+    np.testing.assert_array_equal(back.scenes["search"].vectors, scene.vectors)
+    assert back.scenes["search"].ts == 7.0 and back.shown.pool == ["a", "b", "c", "d"]
+    np.testing.assert_array_equal(back.shown.features, state.shown.features)
+    np.testing.assert_array_equal(back.shown.sample_features, state.shown.sample_features)
+    assert (back.shown.item_ids, back.shown.sample_ids, back.shown.model_version) == (["a", "b"], ["c"], 4)

@@ -82,3 +82,75 @@ def test_unknown_item_is_held_then_folded_in_exactly(rec):
 def test_config_is_checked():
     with pytest.raises(ValueError):
         RecommenderConfig(half_lives_s=(100.0, 10.0), half_life_weights=(0.5, 0.5))
+
+
+def test_covisitation_is_a_source_with_its_reason(rec):
+    # Many users go c0-0 → c3-5: a user who just took c0-0 is offered c3-5 "next".
+    for n in range(20):
+        u = rec.new_state(f"crowd{n}")
+        rec.observe(u, Event(f"a{n}", u.user_id, "c0-0", "view", T0 + n, "home"))
+        rec.observe(u, Event(f"b{n}", u.user_id, "c3-5", "click", T0 + n + 1, "home"))
+    me = rec.new_state("me")
+    rec.observe(me, Event("m1", "me", "c0-0", "view", T0 + 100, "home"))
+    recs = {r.item_id: r for r in rec.recommend(me, k=10)}
+    assert "c3-5" in recs
+    assert recs["c3-5"].reason == "people who took “Item 0 of 0” next took this"
+    assert recs["c3-5"].source == "covisit"
+
+
+def test_bundles_pair_items_bought_together(rec):
+    for n in range(10):
+        u = rec.new_state(f"buyer{n}")
+        rec.observe(u, Event(f"a{n}", u.user_id, "c1-1", "purchase", T0 + n, "cart"))
+        rec.observe(u, Event(f"b{n}", u.user_id, "c2-2", "purchase", T0 + n + 60, "cart"))
+    assert rec.bundles.score("c1-1", "c2-2", T0 + 100) > 0 and rec.bundles.score("c2-2", "c1-1", T0 + 100) > 0
+    me = rec.new_state("me")
+    rec.observe(me, Event("m1", "me", "c1-1", "cart", T0 + 200, "cart"))
+    recs = {r.item_id: r for r in rec.recommend(me, k=10, scene="cart")}
+    assert "c2-2" in recs and recs["c2-2"].source in ("bundle", "covisit")
+
+
+def test_labels_pair_the_taken_item_against_the_right_negatives(rec):
+    user = rec.new_state("u1")
+    feed(rec, user, "c0", 3, T0)
+    shown = rec.recommend(user, k=5)
+    hit = rec.observe(user, Event("h", "u1", shown[2].item_id, "click", T0 + 1000, "home"))
+    assert hit.hit and len(hit.y) == 2 * 4 and hit.y.sum() == 4  # vs the 4 others shown, both orders
+    rec.recommend(user, k=5)
+    pool, sample = user.shown.pool, user.shown.sample_ids
+    missed = next(i for i in pool if i not in user.shown.item_ids)
+    miss = rec.observe(user, Event("m", "u1", missed, "click", T0 + 2000, "home"))
+    assert not miss.hit and len(miss.y) == 2 * len([s for s in sample if s != missed])
+    rec.recommend(user, k=5)
+    unreachable = rec.observe(user, Event("x", "u1", "not-in-catalogue", "click", T0 + 3000, "home"))
+    assert not unreachable.hit and len(unreachable.y) == 0
+
+
+def test_the_ranker_learns_what_users_take(rec):
+    """Users here always take the candidate that is most popular: the ranker should learn to rank by it."""
+    for n, item in enumerate(f"c1-{j}" for j in range(PER_CAT)):
+        for _ in range(n + 1):  # c1-11 is the most popular, c1-0 the least
+            rec.popularity.observe(item, 1.0, T0)
+    rng = np.random.default_rng(0)
+    before = rec.ranker.weights()[0][rec.features.index("popularity")]
+    for n in range(300):
+        user = rec.new_state(f"learner{n}")
+        start = f"c1-{rng.integers(PER_CAT)}"
+        rec.observe(user, Event("s", user.user_id, start, "view", T0, "home"))
+        shown = rec.recommend(user, k=5, now=T0)
+        best = max(shown, key=lambda r: rec.popularity.score(r.item_id, T0))
+        rec.learn(rec.observe(user, Event("t", user.user_id, best.item_id, "click", T0 + 1, "home")))
+    after = rec.ranker.weights()[0][rec.features.index("popularity")]
+    assert after > before + 0.5 and rec.ranker.version == 300
+
+
+def test_scene_interest_is_shrunk_toward_the_overall_one(rec):
+    user = rec.new_state("u1")
+    feed(rec, user, "c0", 10, T0)                     # mostly c0 on the home page
+    rec.observe(user, Event("s", "u1", "c2-0", "click", T0 + 5000, "search"))  # one search for c2
+    units = user.interests.unit_vectors()
+    search = rec._shrunk_scene_unit(user, "search", units)
+    c0, c2 = rec.index.vector("c0-1"), rec.index.vector("c2-1")
+    assert c2 @ search > c2 @ units[-1]     # the search scene leans to what was searched...
+    assert c0 @ search > 0.3                # ...but one event does not erase the rest
+    assert np.allclose(rec._shrunk_scene_unit(user, "cart", units), units[-1])  # unseen scene: overall
