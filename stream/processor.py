@@ -23,6 +23,8 @@ import orjson
 
 from model.recommender import Recommender, RecommenderConfig
 from model.schema import Event, InvalidInput, Item, Recommended, parse_event, parse_item
+from stream import metrics
+from stream.forget import parse_request
 from stream.settings import Settings
 from stream.store import RedisStore, text_digest
 
@@ -45,8 +47,13 @@ class Message:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Outgoing:
+    """A record to send. A recommendation carries its event's timestamps, for the latency metrics."""
+
     key: bytes
-    value: bytes
+    #: None is a tombstone.
+    value: bytes | None
+    event_ts: float | None = None
+    ingest_ts: float | None = None
 
 
 def recommender_config(settings: Settings) -> RecommenderConfig:
@@ -116,19 +123,21 @@ class StreamProcessor:
     # --- items
     async def handle_items(self, messages: Sequence[Message]) -> list[Outgoing]:
         """Validate, encode what is new or changed (one batched call), store; returns dead letters."""
-        items, dead = [], []
+        items, dead, reasons = [], [], []
         for message in messages:
             try:
                 items.append(parse_item(message.value, max_bytes=self.settings.max_payload_bytes))
             except InvalidInput as err:
                 dead.append(dead_letter(message, err, self.settings.items_topic))
-                self.outcomes[f"item_dlq:{err.reason}"] += 1
+                reasons.append(err.reason)
         latest = {item.item_id: item for item in items}  # compacted topic semantics: last one wins
         stale = await self._run(self._needs_encoding, list(latest.values()))
         if stale:
             vectors = await self.encode([item.text_for_encoder for item in stale])
             await self._run(self._index_items, stale, vectors)
-        self.outcomes["item_ok"] += len(items)
+        self._tally("items", len(messages), reasons)
+        self.outcomes["items:ok"] += len(items)
+        metrics.items_processed(len(items))
         return dead
 
     def _needs_encoding(self, items: list[Item]) -> list[Item]:
@@ -160,15 +169,22 @@ class StreamProcessor:
         received = time.time()
         events: list[tuple[Event, Message]] = []
         dead: list[Outgoing] = []
+        reasons: list[str] = []
         for message in messages:
             try:
                 event = parse_event(message.value, now=received, max_bytes=self.settings.max_payload_bytes)
                 events.append((event, message))
             except InvalidInput as err:
                 dead.append(dead_letter(message, err, self.settings.events_topic))
-                self.outcomes[f"dlq:{err.reason}"] += 1
-        if not events:
-            return [], dead
+                reasons.append(err.reason)
+        out = self._recommend(events, received) if events else []
+        self._tally("events", len(messages), reasons)
+        self.outcomes["events:ok"] += len(events)
+        metrics.events_processed(event.type for event, _ in events)
+        return out, dead
+
+    def _recommend(self, events: list[tuple[Event, Message]], received: float) -> list[Outgoing]:
+        """Observe each event into its user's state, in order, and answer each with a recommendation."""
         if any(e.item_id not in self.recommender.index for e, _ in events):
             self._sync()  # a worker elsewhere may have encoded it since our last sync
         rec = self.recommender
@@ -184,10 +200,43 @@ class StreamProcessor:
         self.store.save_users(states.values())
         self.store.add_popularity(popularity)
         sent = time.time()
-        out = [Outgoing(event.user_id.encode(), self._recommendation(event, message, items, received, sent))
-               for event, message, items in results]
-        self.outcomes["ok"] += len(events)
-        return out, dead
+        return [Outgoing(event.user_id.encode(), self._recommendation(event, message, items, received, sent),
+                         event_ts=event.ts, ingest_ts=message.timestamp or received)
+                for event, message, items in results]
+
+    def _tally(self, source: str, size: int, dead_reasons: list[str]) -> None:
+        """Count a batch once it went through: one retried after a Redis failure counts once."""
+        metrics.batch_taken(source, size)
+        for reason in dead_reasons:
+            self.outcomes[f"{source}:dlq:{reason}"] += 1
+            metrics.dead_lettered(source, reason)
+
+    # --- users asking to be forgotten
+    async def forget_users(self, messages: Sequence[Message]) -> tuple[list[Outgoing], list[Outgoing]]:
+        """Delete each named user's state; returns (tombstones for ``recommendations``, dead letters).
+
+        Runs on the model thread like event batches, so a user's state is never
+        deleted between the load and the save of a batch that holds their events.
+        """
+        return await self._run(self._forget_users, messages)
+
+    def _forget_users(self, messages: Sequence[Message]) -> tuple[list[Outgoing], list[Outgoing]]:
+        users: dict[str, None] = {}
+        dead: list[Outgoing] = []
+        reasons: list[str] = []
+        for message in messages:
+            try:
+                users[parse_request(message.value, max_bytes=self.settings.max_payload_bytes)] = None
+            except InvalidInput as err:
+                dead.append(dead_letter(message, err, self.settings.forget_topic))
+                reasons.append(err.reason)
+        for user_id in users:
+            self.store.forget_user(user_id)
+        if users:
+            log.info("forgot %d user(s)", len(users))  # not who: the log would be a trace of them
+        self._tally("forget", len(messages), reasons)
+        metrics.users_forgotten(len(users))
+        return [Outgoing(user_id.encode(), None) for user_id in users], dead
 
     def _recommendation(self, event: Event, message: Message, items: list[Recommended],
                         received: float, sent: float) -> bytes:

@@ -36,6 +36,8 @@ class Settings:
     items_topic: str = "items"
     recommendations_topic: str = "recommendations"
     dlq_topic: str = "events.dlq"
+    #: User deletion requests (``streamrec forget``); keyed by user like ``events``.
+    forget_topic: str = "users.forget"
     partitions: int = 4
     # --- micro-batching in the agents
     batch_max: int = 256
@@ -64,6 +66,13 @@ class Settings:
     session_timeout_s: float = 6.0
     #: How long a fetch may wait for records (see stream/transport.py for why it is short).
     fetch_max_wait_ms: int = 10
+    # --- operations (see stream/metrics.py)
+    #: Port of this worker's Prometheus endpoint, ``/metrics``; 0 turns it off.
+    metrics_port: int = 0
+    #: Address the endpoint binds: loopback for local runs and tests, ``0.0.0.0`` in containers.
+    metrics_addr: str = "127.0.0.1"
+    #: Seconds between samples of the consumer lag.
+    lag_interval_s: float = 5.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

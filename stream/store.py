@@ -2,7 +2,9 @@
 
 Keys (all under ``Settings.redis_prefix``):
 
-- ``user:{user_id}`` — hash: one user's :class:`model.interests.UserState`.
+- ``user:{user_id}`` — hash: one user's :class:`model.interests.UserState`. Every
+  per-user key kind is listed in :data:`USER_KEY_KINDS`, which
+  :meth:`RedisStore.forget_user` deletes.
 - ``item:meta`` / ``item:vec`` — hashes: item id → item JSON / float32 vector bytes.
 - ``item:log`` — stream of item ids in the order they were (re)encoded; every worker
   tails it to keep its in-process index a replica of ``item:vec``.
@@ -13,8 +15,10 @@ Keys (all under ``Settings.redis_prefix``):
 
 from __future__ import annotations
 
+import functools
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import orjson
@@ -40,24 +44,60 @@ return #ARGV / 2
 
 ITEM_LOG_MAXLEN = 1_000_000
 
+#: Every kind of key that holds one user's data, as ``{prefix}{kind}:{user_id}``.
+#: A new per-user key must be listed here, or ``streamrec forget`` would leave it behind.
+USER_KEY_KINDS = ("user",)
+
 
 def text_digest(text: str) -> str:
     """A short digest of an item's encoder text: re-encode only when it changed."""
     return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
 
-class RedisStore:
-    """Batched reads and writes of streamrec's state in one Redis database."""
+def round_trip(method):
+    """Report the call's duration to ``self.on_round_trip(name, seconds)``, failed calls included."""
+    name = method.__name__
 
-    def __init__(self, url: str, prefix: str = "sr:", *, client: redis.Redis | None = None):
+    @functools.wraps(method)
+    def timed(self, *args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            if self.on_round_trip is not None:
+                self.on_round_trip(name, time.perf_counter() - start)
+
+    return timed
+
+
+class RedisStore:
+    """Batched reads and writes of streamrec's state in one Redis database.
+
+    Parameters
+    ----------
+    url
+        ``redis://host:port/db``.
+    prefix
+        Put before every key, so that several apps (or tests) share a database.
+    client
+        An existing client to use instead of connecting to ``url``.
+    on_round_trip
+        Called as ``on_round_trip(operation, seconds)`` after each public call
+        (the method's name, e.g. ``"load_users"``): the metrics hook.
+    """
+
+    def __init__(self, url: str, prefix: str = "sr:", *, client: redis.Redis | None = None,
+                 on_round_trip: Callable[[str, float], None] | None = None):
         self.redis = client or redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5)
         self.prefix = prefix
+        self.on_round_trip = on_round_trip
         self._log_add = self.redis.register_script(LOG_ADD)
 
     def key(self, *parts: str) -> str:
         return self.prefix + ":".join(parts)
 
     # --- users
+    @round_trip
     def load_users(self, user_ids: Iterable[str], dim: int, half_lives: Sequence[float]) -> dict[str, UserState]:
         user_ids = list(dict.fromkeys(user_ids))
         pipe = self.redis.pipeline(transaction=False)
@@ -66,13 +106,24 @@ class RedisStore:
         return {uid: UserState.from_mapping(uid, mapping, dim, half_lives)
                 for uid, mapping in zip(user_ids, pipe.execute())}
 
+    @round_trip
     def save_users(self, states: Iterable[UserState]) -> None:
         pipe = self.redis.pipeline(transaction=False)
         for state in states:
             pipe.hset(self.key("user", state.user_id), mapping=state.to_mapping())
         pipe.execute()
 
+    @round_trip
+    def forget_user(self, user_id: str) -> int:
+        """Delete every key holding ``user_id``'s data (:data:`USER_KEY_KINDS`); returns how many existed.
+
+        Aggregates the user contributed to (popularity, co-visitation) hold no
+        user id and stay. UNLINK frees the memory off Redis's main thread.
+        """
+        return int(self.redis.unlink(*(self.key(kind, user_id) for kind in USER_KEY_KINDS)))
+
     # --- items
+    @round_trip
     def item_digests(self, item_ids: Sequence[str]) -> list[str | None]:
         """The stored text digest of each item (None when unknown)."""
         if not item_ids:
@@ -80,6 +131,7 @@ class RedisStore:
         raw = self.redis.hmget(self.key("item", "digest"), list(item_ids))
         return [None if d is None else d.decode() for d in raw]
 
+    @round_trip
     def save_items(self, items: Sequence[Item], vectors: np.ndarray) -> None:
         if not items:
             return
@@ -93,6 +145,7 @@ class RedisStore:
             pipe.xadd(self.key("item", "log"), {"id": item.item_id}, maxlen=ITEM_LOG_MAXLEN, approximate=True)
         pipe.execute()
 
+    @round_trip
     def items_after(self, cursor: str | None, dim: int, count: int = 10_000) -> tuple[list[Item], np.ndarray, str]:
         """Items (re)encoded after ``cursor`` (a stream id; None = everything), and the new cursor.
 
@@ -133,10 +186,12 @@ class RedisStore:
         return items, matrix, cursor
 
     # --- popularity
+    @round_trip
     def add_popularity(self, log_increments: Mapping[str, float]) -> None:
         if log_increments:
             args = [x for item, v in log_increments.items() for x in (item, repr(float(v)))]
             self._log_add(keys=[self.key("pop")], args=args)
 
+    @round_trip
     def top_popularity(self, n: int) -> list[tuple[str, float]]:
         return [(m.decode(), s) for m, s in self.redis.zrevrange(self.key("pop"), 0, n - 1, withscores=True)]

@@ -18,6 +18,7 @@ events 3 {}
 items 3 {'cleanup.policy': 'compact'}
 recommendations 3 {}
 events.dlq 3 {}
+users.forget 3 {}
 >>> [n for n, _, _ in topic_specs(Settings(), extra=[("feedback", 2, {})])][-1]
 'feedback'
 """

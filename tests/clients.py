@@ -21,7 +21,7 @@ def produce(bootstrap: str, topic: str, records, key=lambda r: r["user_id"]) -> 
 
 
 class Collector:
-    """Reads a topic from the beginning in a background thread into ``records`` (decoded JSON)."""
+    """Reads a topic from the beginning in a background thread into ``records`` (decoded JSON, None for null)."""
 
     def __init__(self, bootstrap: str, topic: str):
         self.records: list[dict] = []
@@ -37,7 +37,8 @@ class Collector:
         while not self._stop.is_set():
             for message in self._consumer:
                 self.keys.append(message.key)
-                self.records.append(orjson.loads(message.value))
+                # A null value is a tombstone (a forgotten user): kept as None.
+                self.records.append(None if message.value is None else orjson.loads(message.value))
 
     def wait(self, n: int, timeout: float = 60.0) -> list[dict]:
         """Block until at least ``n`` records arrived; fail the test otherwise."""

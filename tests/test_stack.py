@@ -45,6 +45,7 @@ def test_topics_have_partitions_and_items_is_compacted(make_settings, stack):
         settings.items_topic,
         settings.recommendations_topic,
         settings.dlq_topic,
+        settings.forget_topic,
     ]
     admin = KafkaAdminClient(bootstrap_servers=stack.bootstrap_servers)
     try:
