@@ -4,6 +4,8 @@
 ``streamrec stack up|down|status``   the embedded local broker + redis-server
 ``streamrec topics``                 create the topics on the configured broker
 ``streamrec demo``                   local stack + worker + simulated users, recommendations printed live
+``streamrec forget USER_ID``         delete every trace of a user (a request on the forget topic)
+``streamrec replay``                 a recorded event log through baselines and the full system (HR@k, latency)
 """
 
 from __future__ import annotations
@@ -35,6 +37,13 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--events", type=int, default=3000)
     demo.add_argument("--rate", type=float, default=300.0, help="events per second")
     demo.add_argument("--seed", type=int, default=0)
+
+    forget = sub.add_parser("forget", help="delete every trace of a user (the workers act on the request)")
+    forget.add_argument("user_id")
+
+    from stream import replay as replay_command
+
+    replay_command.add_arguments(sub.add_parser("replay", help="prequential replay of a recorded event log"))
 
     args = parser.parse_args(argv)
     # Client libraries are chatty at INFO; the commands print what matters themselves.
@@ -68,6 +77,17 @@ def main(argv: list[str] | None = None) -> int:
         from stream.demo import run_demo
 
         return run_demo(users=args.users, events=args.events, rate=args.rate, seed=args.seed)
+    elif args.command == "forget":
+        from stream.forget import request_forget
+
+        settings = Settings.from_env()
+        try:
+            request_forget(settings, args.user_id)
+        except ValueError as err:  # InvalidInput: an id that no valid event could carry
+            parser.error(str(err))
+        print(f"forget requested on {settings.forget_topic}; a null recommendation keyed by the user confirms it")
+    elif args.command == "replay":
+        return replay_command.run(args)
     return 0
 
 
