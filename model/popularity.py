@@ -77,6 +77,18 @@ class DecayedPopularity:
         logs = np.where(slots >= 0, self.log_scores[slots], -np.inf)
         return np.exp2(logs - now / self.half_life_s)
 
+    def top_ids(self, n: int, exclude: Collection[str] = ()) -> list[str]:
+        """The ids of the ``n`` most popular items, skipping ``exclude`` (no scores: cheaper)."""
+        size = len(self.ids)
+        want = min(size, n + len(exclude))
+        if want == 0:
+            return []
+        scores = self.log_scores[:size]
+        idx = np.argpartition(-scores, want - 1)[:want] if want < size else np.arange(size)
+        idx = idx[np.argsort(-scores[idx], kind="stable")]
+        ids = self.ids
+        return [ids[i] for i in idx.tolist() if scores[i] > -np.inf and ids[i] not in exclude][:n]
+
     def top(self, n: int, now: float, exclude: Collection[str] = ()) -> list[tuple[str, float]]:
         """The ``n`` most popular items at ``now`` with their decayed scores, skipping ``exclude``."""
         size = len(self.ids)

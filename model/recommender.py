@@ -74,6 +74,8 @@ class RecommenderConfig:
     fill_with_popular: bool = True
     #: Which candidate sources run (a baseline is the same model with fewer).
     sources: tuple[str, ...] = ("content", "covisit", "bundle", "popular")
+    #: How many of the user's last items seed co-visitation candidates (nearer ones weigh more).
+    covisit_seeds: int = 3
     #: How many candidates each source proposes per request.
     candidates_per_source: int = 30
     #: A scene vector counts as this many events of the user's overall interest (shrinkage).
@@ -219,7 +221,7 @@ class Recommender:
             if in_sample:
                 positive = shown.sample_features[in_sample[0]]
             else:  # its features as they were then: the state has not seen this event yet
-                positive = self._feature_matrix(state, _Candidates([item]), shown.ts, shown.scene)[0]
+                positive = self._feature_matrix(state, _Candidates([item], self.index), shown.ts, shown.scene)[0]
             negatives = np.delete(shown.sample_features, in_sample, axis=0)
         else:
             return Feedback(np.zeros((0, len(self.features))), np.zeros(0), False, shown.model_version)
@@ -291,30 +293,35 @@ class Recommender:
                            X[sample].astype(np.float32), list(candidates.ids))
 
     def _candidates(self, state: UserState, now: float, scene: str, exclude) -> _Candidates:
-        config, n = self.config, self.config.candidates_per_source
+        """Candidate rows of the index from every source, vectorised where the catalogue is scanned."""
+        config, n, index = self.config, self.config.candidates_per_source, self.index
         found = _Candidates()
-        if "content" in config.sources and not state.interests.empty and len(self.index):
-            cosines = self.index.matrix @ state.interests.unit_vectors().T
-            for scale in np.flatnonzero(state.interests.mass > 0):
-                for item_id, _ in self.index.top(cosines[:, scale], n, exclude):
-                    found.add(item_id)
+        if not len(index):
+            return found
+        excluded = np.zeros(len(index), dtype=bool)
+        excluded[[r for r in map(index.rows.get, exclude) if r is not None]] = True
+        if "content" in config.sources and not state.interests.empty:
             last = self._last_vector(state)
+            columns = [u for u, live in zip(state.interests.unit_vectors(), state.interests.mass > 0) if live]
             if last is not None:  # the fastest "scale": what is like the very last thing taken
-                for item_id, _ in self.index.search(last, n, exclude):
-                    found.add(item_id)
+                columns.append(last)
+            scores = index.matrix @ np.stack(columns).T  # (items, columns): one product for all
+            scores[excluded] = -np.inf
+            want = min(n, len(index) - 1)
+            if want > 0:
+                top = np.argpartition(-scores, want - 1, axis=0)[:want].ravel()
+                found.add_rows(top[np.isfinite(scores[top, 0])])
         if "covisit" in config.sources:
-            for item_id, score, anchor in self._from_pairs(self.covisit, state.recent[-3:], now, n, exclude):
-                found.add(item_id, covisit=(score, anchor))
+            seeds = state.recent[-config.covisit_seeds:]
+            found.add_pairs("covisit", self._from_pairs(self.covisit, seeds, now, n, exclude), index)
         if "bundle" in config.sources:
             seeds = [r for r in state.recent if r[1] in BUNDLE_TYPES][-3:]
-            for item_id, score, anchor in self._from_pairs(self.bundles, seeds, now, n, exclude):
-                found.add(item_id, bundle=(score, anchor))
-        if "popular" in config.sources or (config.fill_with_popular and len(found.ids) < config.k):
+            found.add_pairs("bundle", self._from_pairs(self.bundles, seeds, now, n, exclude), index)
+        if "popular" in config.sources or (config.fill_with_popular and found.size < config.k):
             pops = [self.popularity] + ([self.scene_popularity[scene]] if scene in self.scene_popularity else [])
             for pop in pops:
-                for item_id, _ in pop.top(n, now, exclude=exclude):
-                    found.add(item_id)
-        found.ids = [i for i in found.ids if i in self.index]  # only items we can describe
+                found.add_rows([r for r in map(index.rows.get, pop.top_ids(n, exclude)) if r is not None])
+        found.finish(index)
         return found
 
     def _from_pairs(self, pairs: Cooccurrence, seeds, now: float, n: int, exclude):
@@ -333,25 +340,23 @@ class Recommender:
     def _feature_matrix(self, state: UserState, candidates: _Candidates, now: float, scene: str) -> np.ndarray:
         """One row per candidate, columns in :func:`feature_names` order."""
         ids = candidates.ids
-        rows = np.array([self.index.rows[i] for i in ids], dtype=np.int64)
-        vectors = self.index.matrix[rows]
-        interests = state.interests
-        units = interests.unit_vectors()
-        cos = vectors @ units.T  # (n, half-lives); zero where a scale is still empty
+        vectors = self.index.matrix[candidates.rows]
+        units = state.interests.unit_vectors()
         last = self._last_vector(state)
-        cos_last = vectors @ last if last is not None else np.zeros(len(ids))
-        cos_scene = vectors @ self._shrunk_scene_unit(state, scene, units)
-        covisit = candidates.scores("covisit", ids)
-        bundle = candidates.scores("bundle", ids)
-        if not candidates.generated:  # features of an item that no source proposed (a label's positive)
+        directions = np.vstack([units, np.zeros((1, self.dim), np.float32) if last is None else last[None, :],
+                                self._shrunk_scene_unit(state, scene, units)[None, :]])
+        cos = vectors @ directions.T  # half-lives, last item, scene; zero where there is no evidence yet
+        if candidates.generated:
+            covisit, bundle = candidates.scores("covisit"), candidates.scores("bundle")
+        else:  # features of an item that no source proposed (a label's positive)
             seeds = [r for r in state.recent if r[1] in BUNDLE_TYPES][-3:]
-            covisit = self._pair_scores(self.covisit, state.recent[-3:], ids, now)
+            covisit = self._pair_scores(self.covisit, state.recent[-self.config.covisit_seeds:], ids, now)
             bundle = self._pair_scores(self.bundles, seeds, ids, now)
         popularity = self.popularity.scores(ids, now)
         scene_pop = self.scene_popularity[scene].scores(ids, now) if scene in self.scene_popularity else 0 * popularity
         first = self.popularity.first_seen(ids)
         age_days = np.where(np.isfinite(first), np.maximum(now - first, 0.0) / 86400.0, 0.0)
-        return np.column_stack([cos, cos_last, cos_scene, np.log1p(covisit), np.log1p(bundle), np.log1p(popularity),
+        return np.column_stack([cos, np.log1p(covisit), np.log1p(bundle), np.log1p(popularity),
                                 np.log1p(scene_pop), np.log1p(age_days)])
 
     def _last_vector(self, state: UserState) -> np.ndarray | None:
@@ -413,24 +418,39 @@ class Recommender:
 
 
 class _Candidates:
-    """Candidate ids in the order sources proposed them, with pair scores and the seed behind each."""
+    """Candidate index rows, each once, with pair scores and the seed item behind each."""
 
-    def __init__(self, ids: list[str] | None = None):
+    def __init__(self, ids: list[str] | None = None, index: ItemIndex | None = None):
         self.generated = ids is None
-        self.ids: list[str] = list(ids or [])
-        self._seen: set[str] = set(self.ids)
+        self._rows: list[np.ndarray] = []
         self._pairs: dict[str, dict[str, tuple[float, str]]] = {"covisit": {}, "bundle": {}}
+        self.ids: list[str] = list(ids or [])
+        self.rows = np.array([index.rows[i] for i in self.ids], dtype=np.int64) if index else np.zeros(0, int)
 
-    def add(self, item_id: str, **pairs: tuple[float, str]) -> None:
-        if item_id not in self._seen:
-            self._seen.add(item_id)
-            self.ids.append(item_id)
-        for source, value in pairs.items():
-            self._pairs[source][item_id] = value
+    @property
+    def size(self) -> int:
+        return sum(len(r) for r in self._rows)
 
-    def scores(self, source: str, ids: list[str]) -> np.ndarray:
+    def add_rows(self, rows) -> None:
+        self._rows.append(np.asarray(rows, dtype=np.int64))
+
+    def add_pairs(self, source: str, found, index: ItemIndex) -> None:
         table = self._pairs[source]
-        return np.array([table[i][0] if i in table else 0.0 for i in ids])
+        rows = []
+        for item_id, score, anchor in found:
+            row = index.rows.get(item_id)
+            if row is not None:  # only items we can describe
+                table[item_id] = (score, anchor)
+                rows.append(row)
+        self.add_rows(rows)
+
+    def finish(self, index: ItemIndex) -> None:
+        self.rows = np.unique(np.concatenate(self._rows)) if self._rows else np.zeros(0, dtype=np.int64)
+        self.ids = [index.ids[r] for r in self.rows.tolist()]
+
+    def scores(self, source: str) -> np.ndarray:
+        table = self._pairs[source]
+        return np.array([table[i][0] if i in table else 0.0 for i in self.ids])
 
     def anchor(self, source: str, item_id: str) -> str | None:
         value = self._pairs[source].get(item_id)

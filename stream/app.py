@@ -12,46 +12,22 @@ from __future__ import annotations
 import asyncio
 import logging
 
-import faust
-import redis
-from aiokafka.errors import KafkaError
-
-from stream import metrics, transport
-from stream.processor import Message, Outgoing, StreamProcessor
+from stream import metrics
+from stream.faustapp import as_message, make_app, raw_topic, retrying, send_all, serve_metrics
+from stream.processor import StreamProcessor
 from stream.settings import Settings
 from stream.store import RedisStore
 
 log = logging.getLogger("streamrec")
 settings = Settings.from_env()
+app = make_app(settings, settings.app_id)
 
-app = faust.App(
-    settings.app_id,
-    broker=settings.broker,
-    datadir=settings.data_dir,
-    broker_session_timeout=settings.session_timeout_s,
-    broker_heartbeat_interval=max(settings.session_timeout_s / 6, 0.5),
-    consumer_auto_offset_reset="earliest",
-    topic_partitions=settings.partitions,
-    web_enabled=False,
-)
-transport.install(app, settings.fetch_max_wait_ms)
-# Faust's sensors go to our registry: its own /metrics page would need the web server, which is off.
-metrics.bridge_faust(app)
-
-
-def raw_topic(name: str, **options) -> faust.TopicT:
-    return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw",
-                     value_serializer="raw", partitions=settings.partitions, **options)
-
-
-items = raw_topic(settings.items_topic)
-events = raw_topic(settings.events_topic)
-recommendations = raw_topic(settings.recommendations_topic)
-dead_letters = raw_topic(settings.dlq_topic)
-forget_requests = raw_topic(settings.forget_topic)
-
-# Transient failures of a dependency: retry the same batch (offsets do not move meanwhile).
-TRANSIENT = (redis.ConnectionError, redis.TimeoutError, KafkaError, ConnectionError)
+items = raw_topic(app, settings.items_topic, settings.partitions)
+events = raw_topic(app, settings.events_topic, settings.partitions)
+recommendations = raw_topic(app, settings.recommendations_topic, settings.partitions)
+dead_letters = raw_topic(app, settings.dlq_topic, settings.partitions)
+feedback = raw_topic(app, settings.feedback_topic, 1)
+forget_requests = raw_topic(app, settings.forget_topic, settings.partitions)
 
 _processor: StreamProcessor | None = None
 _processor_lock = asyncio.Lock()
@@ -82,40 +58,9 @@ def build_processor(settings: Settings) -> StreamProcessor:
     return processor
 
 
-def as_message(event: faust.EventT) -> Message:
-    m = event.message
-    return Message(m.key, m.value, m.partition, m.offset, m.timestamp)
-
-
-async def send_all(topic: faust.TopicT, records: list[Outgoing]) -> None:
-    """Send and wait for the broker's acks, so offsets are committed only for delivered output."""
-    futures = [await topic.send(key=r.key, value=r.value) for r in records]
-    await asyncio.gather(*futures)
-
-
-async def retrying(step, *args):
-    """``await step(*args)`` until no transient error stops it; the worker reports itself down meanwhile."""
-    delay, loop = 0.1, object()
-    try:
-        while True:
-            try:
-                return await step(*args)
-            except TRANSIENT as exc:
-                metrics.health.failing(loop, metrics.dependency_of(exc))
-                log.warning("dependency unavailable (%r); retrying the batch in %.1fs", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-    finally:
-        metrics.health.recovered(loop)
-
-
 @app.task
-async def serve_metrics():
-    """This worker's /metrics for Prometheus (off when STREAMREC_METRICS_PORT is 0)."""
-    try:
-        metrics.serve(settings.metrics_port, settings.metrics_addr)
-    except OSError as exc:  # e.g. two local workers on one port: keep processing, Prometheus sees it down
-        log.error("no /metrics on %s:%s: %s", settings.metrics_addr, settings.metrics_port, exc)
+async def metrics_endpoint():
+    serve_metrics(settings)
 
 
 @app.agent(items)
@@ -132,9 +77,10 @@ async def on_events(stream):
     """Behaviour events → user state updated → one recommendation each, or the DLQ."""
     proc = await processor()
     async for batch in stream.take_events(settings.batch_max, within=settings.batch_wait_s):
-        recs, dead = await retrying(proc.handle_events, [as_message(e) for e in batch])
+        recs, dead, labels = await retrying(proc.handle_events, [as_message(e) for e in batch])
         await send_all(dead_letters, dead)
         await send_all(recommendations, recs)
+        await send_all(feedback, labels)
         metrics.recommendations_sent((r.event_ts, r.ingest_ts) for r in recs)
 
 
@@ -150,7 +96,7 @@ async def on_forget(stream):
 
 @app.timer(settings.item_sync_interval_s)
 async def sync_replicas():
-    """Keep this worker's item index and popularity in step with what other workers wrote."""
+    """Keep this worker's item index, popularity and ranker in step with what others wrote."""
     await retrying((await processor()).sync)
 
 

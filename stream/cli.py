@@ -1,6 +1,7 @@
 """The ``streamrec`` command line.
 
 ``streamrec worker``                 run a Faust worker (settings from STREAMREC_* variables)
+``streamrec trainer``                run the trainer: feedback in, ranker snapshots out
 ``streamrec stack up|down|status``   the embedded local broker + redis-server
 ``streamrec topics``                 create the topics on the configured broker
 ``streamrec demo``                   local stack + worker + simulated users, recommendations printed live
@@ -30,6 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     stack = sub.add_parser("stack", help="the embedded local broker and redis-server")
     stack.add_argument("action", choices=["up", "down", "status"])
 
+    trainer = sub.add_parser("trainer", help="run the trainer (feedback in, ranker snapshots out)")
+    trainer.add_argument("--loglevel", "-l", default="info", choices=["crit", "error", "warn", "info", "debug"])
+
     sub.add_parser("topics", help="create streamrec's topics on the configured broker")
 
     demo = sub.add_parser("demo", help="run the end-to-end demo on a local stack")
@@ -52,6 +56,11 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command == "worker":
         from stream.app import app
+
+        sys.argv = ["streamrec", "worker", "--loglevel", args.loglevel, "--without-web"]
+        app.main()
+    elif args.command == "trainer":
+        from stream.trainer import app
 
         sys.argv = ["streamrec", "worker", "--loglevel", args.loglevel, "--without-web"]
         app.main()

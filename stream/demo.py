@@ -38,10 +38,11 @@ BAD_PAYLOADS = [
 ]
 
 
-def start_worker(settings: Settings, log_path: Path, loglevel: str = "warn") -> subprocess.Popen:
-    """A ``streamrec worker`` process with ``settings`` in its environment."""
+def start_worker(settings: Settings, log_path: Path, loglevel: str = "warn",
+                 command: str = "worker") -> subprocess.Popen:
+    """A ``streamrec worker`` (or ``trainer``) process with ``settings`` in its environment."""
     env = {**os.environ, **settings.env(), "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([sys.executable, "-m", "stream.cli", "worker", "-l", loglevel],
+    return subprocess.Popen([sys.executable, "-m", "stream.cli", command, "-l", loglevel],
                             env=env, stdout=log_path.open("ab"), stderr=subprocess.STDOUT,
                             start_new_session=True)
 
@@ -79,6 +80,21 @@ class Watch:
     stages_ms: list[tuple[float, float, float]] = dataclasses.field(default_factory=list)
     on_interest: list[float] = dataclasses.field(default_factory=list)
     received: int = 0
+    #: (event index, model version) of each recommendation, to show the ranker being swapped in.
+    versions: list[int] = dataclasses.field(default_factory=list)
+    #: Items recommended after each event, and every event as published (user, event id, item).
+    rec_items: dict[str, set[str]] = dataclasses.field(default_factory=dict)
+    published: list[tuple[str, str, str]] = dataclasses.field(default_factory=list)
+
+    def next_item_hits(self) -> list[bool]:
+        """For each event after a user's first: was its item in the list sent after their previous one?"""
+        previous: dict[str, str] = {}
+        hits = []
+        for user, event_id, item in self.published:
+            if user in previous and previous[user] in self.rec_items:
+                hits.append(item in self.rec_items[previous[user]])
+            previous[user] = event_id
+        return hits
     dead: Counter = dataclasses.field(default_factory=Counter)
 
 
@@ -93,11 +109,12 @@ def run_demo(users: int = 40, events: int = 3000, rate: float = 300.0, seed: int
 
     with LocalStack(workdir) as stack:
         settings = dataclasses.replace(Settings(), broker=stack.broker, redis_url=stack.redis_url,
-                                       data_dir=str(workdir / "worker"), partitions=4)
+                                       data_dir=str(workdir / "worker"), partitions=4, snapshot_interval_s=2.0)
         ensure_topics(stack.bootstrap_servers, topic_specs(settings))
         print(f"local stack up: broker {stack.broker}, redis {stack.redis_url}")
         worker_log = workdir / "worker.log"
         worker = start_worker(settings, worker_log)
+        trainer = start_worker(settings, workdir / "trainer.log", command="trainer")
         producer = KafkaProducer(bootstrap_servers=stack.bootstrap_servers, linger_ms=5)
         watch = Watch()
         stop = threading.Event()
@@ -124,6 +141,7 @@ def run_demo(users: int = 40, events: int = 3000, rate: float = 300.0, seed: int
             t0 = time.monotonic()
             for n, event in enumerate(sim.events(events)):
                 watch.interest_at[event["event_id"]] = sim.interest(event["user_id"])
+                watch.published.append((event["user_id"], event["event_id"], event["item_id"]))
                 watch.sent_at[event["event_id"]] = time.time()
                 producer.send(settings.events_topic, key=event["user_id"].encode(), value=orjson.dumps(event))
                 if n == events // 2:
@@ -142,6 +160,7 @@ def run_demo(users: int = 40, events: int = 3000, rate: float = 300.0, seed: int
             client.join(10)
             producer.close()
             stop_worker(worker)
+            stop_worker(trainer)
     report(watch, events, produce_s, total_s, n_categories, time.monotonic() - started)
     return 0
 
@@ -162,6 +181,7 @@ def watch_recommendations(settings: Settings, bootstrap: str, watch: Watch, cate
                 tqdm.write(f"  DLQ  {body['reason']:<20} {body['error'][:60]!r}")
                 continue
             watch.received += 1
+            watch.versions.append(body["model_version"])
             event_id = body["event_id"]
             if event_id in watch.sent_at:
                 sent = watch.sent_at[event_id]
@@ -171,6 +191,7 @@ def watch_recommendations(settings: Settings, bootstrap: str, watch: Watch, cate
                                         (now - body["sent_ts"]) * 1000))
             truth = watch.interest_at.get(event_id)
             items = body["items"]
+            watch.rec_items[event_id] = {i["item_id"] for i in items}
             if truth and items:
                 watch.on_interest.append(sum(category[i["item_id"]] == truth for i in items) / len(items))
             if now - last_print > 1.0 and items:
@@ -187,6 +208,7 @@ def report(watch: Watch, events: int, produce_s: float, total_s: float, n_catego
     q = statistics.quantiles(lat, n=100) if len(lat) > 1 else [lat[0]] * 99
     on = statistics.fmean(watch.on_interest) if watch.on_interest else float("nan")
     half = len(watch.on_interest) // 2
+    hits = watch.next_item_hits()
     print("\n== what the demo measured")
     rows = [
         ("events published", f"{events}"),
@@ -201,6 +223,11 @@ def report(watch: Watch, events: int, produce_s: float, total_s: float, n_catego
         ("  first half / second half of the stream",
          f"{statistics.fmean(watch.on_interest[:half] or [0]):.1%} / "
          f"{statistics.fmean(watch.on_interest[half:] or [0]):.1%}"),
+        ("next item in the list shown (HR@10), 1st / 2nd half",
+         f"{statistics.fmean(hits[:len(hits) // 2] or [0]):.1%} / "
+         f"{statistics.fmean(hits[len(hits) // 2:] or [0]):.1%}"),
+        ("ranker version serving at the start / end",
+         f"{watch.versions[0]} / {watch.versions[-1]}" if watch.versions else "n/a"),
         ("demo wall time", f"{wall_s:.1f} s"),
     ]
     width = max(len(k) for k, _ in rows)

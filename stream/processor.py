@@ -21,8 +21,9 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import orjson
 
-from model.recommender import Recommender, RecommenderConfig
-from model.schema import Event, InvalidInput, Item, Recommended, parse_event, parse_item
+from model.ranker import OnlineRanker
+from model.recommender import Feedback, Recommender, RecommenderConfig
+from model.schema import Event, InvalidInput, Item, Recommended, decode_json, parse_event, parse_item
 from stream import metrics
 from stream.forget import parse_request
 from stream.settings import Settings
@@ -64,6 +65,7 @@ def recommender_config(settings: Settings) -> RecommenderConfig:
         popularity_half_life_s=settings.popularity_half_life_s,
         k=settings.top_k,
         max_seen=settings.max_seen,
+        learning_rate=settings.learning_rate,
     )
 
 
@@ -86,6 +88,33 @@ def dead_letter(message: Message, error: InvalidInput, source_topic: str) -> Out
         "dead_lettered_ts": time.time(),
     }
     return Outgoing(message.key or b"", orjson.dumps(body))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Label:
+    """One event's labelled impressions, as sent to the trainer on the feedback topic."""
+
+    hit: bool
+    outgoing: Outgoing
+
+    @classmethod
+    def of(cls, event: Event, feedback: Feedback) -> Label:
+        body = {"user_id": event.user_id, "event_id": event.event_id, "hit": feedback.hit,
+                "model_version": feedback.model_version, "X": feedback.X.tolist(), "y": feedback.y.tolist()}
+        return cls(feedback.hit, Outgoing(event.user_id.encode(), orjson.dumps(body)))
+
+
+def parse_label(payload: bytes, n_features: int) -> tuple[np.ndarray, np.ndarray]:
+    """The (X, y) of a feedback record, checked against the ranker's feature count."""
+    body = decode_json(payload)
+    try:
+        X = np.asarray(body["X"], dtype=np.float64).reshape(-1, n_features)
+        y = np.asarray(body["y"], dtype=np.float64)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InvalidInput("bad_feedback", detail=str(exc)[:200]) from None
+    if len(X) != len(y) or not np.isfinite(X).all() or not set(np.unique(y)) <= {0.0, 1.0}:
+        raise InvalidInput("bad_feedback", detail="X and y disagree, or values are not finite / not 0-1")
+    return X, y
 
 
 class StreamProcessor:
@@ -153,19 +182,33 @@ class StreamProcessor:
         return await self._run(self._sync)
 
     def _sync(self) -> int:
-        """Pull items encoded by any worker since the last sync, and the shared popularity."""
+        """Pull items encoded by any worker since the last sync, the shared popularity, a newer ranker."""
         items, vectors, self._item_cursor = self.store.items_after(self._item_cursor, self.recommender.dim)
         if items:
             self.recommender.index.add(items, vectors)
         self.recommender.popularity.set_log(self.store.top_popularity(POPULARITY_SYNC_TOP))
+        snapshot = self.store.load_snapshot(newer_than=self.model_version)
+        if snapshot is not None:
+            self.hot_swap(OnlineRanker.from_bytes(snapshot))
         return len(items)
 
+    def hot_swap(self, ranker: OnlineRanker) -> None:
+        """Serve ``ranker`` from the next batch on (batches run on this one thread: no lock needed)."""
+        if ranker.features != self.recommender.features:
+            log.error("ignoring ranker snapshot %d: features %s differ from this worker's %s",
+                      ranker.version, ranker.features, self.recommender.features)
+            return
+        self.recommender.ranker = ranker
+        self.model_version = ranker.version
+        metrics.model_version(ranker.version)
+        log.info("serving ranker version %d (%d examples learned)", ranker.version, ranker.n_learned)
+
     # --- events
-    async def handle_events(self, messages: Sequence[Message]) -> tuple[list[Outgoing], list[Outgoing]]:
-        """Returns (recommendations, dead letters), one recommendation per valid event."""
+    async def handle_events(self, messages: Sequence[Message]) -> tuple[list[Outgoing], list[Outgoing], list[Outgoing]]:
+        """Returns (recommendations, dead letters, labelled impressions), one recommendation per valid event."""
         return await self._run(self._handle_events, messages)
 
-    def _handle_events(self, messages: Sequence[Message]) -> tuple[list[Outgoing], list[Outgoing]]:
+    def _handle_events(self, messages: Sequence[Message]) -> tuple[list[Outgoing], list[Outgoing], list[Outgoing]]:
         received = time.time()
         events: list[tuple[Event, Message]] = []
         dead: list[Outgoing] = []
@@ -177,32 +220,39 @@ class StreamProcessor:
             except InvalidInput as err:
                 dead.append(dead_letter(message, err, self.settings.events_topic))
                 reasons.append(err.reason)
-        out = self._recommend(events, received) if events else []
+        out, labels = self._recommend(events, received) if events else ([], [])
         self._tally("events", len(messages), reasons)
         self.outcomes["events:ok"] += len(events)
         metrics.events_processed(event.type for event, _ in events)
-        return out, dead
+        for label in labels:
+            metrics.observe_feedback(label.hit)
+        return out, dead, [label.outgoing for label in labels]
 
-    def _recommend(self, events: list[tuple[Event, Message]], received: float) -> list[Outgoing]:
-        """Observe each event into its user's state, in order, and answer each with a recommendation."""
+    def _recommend(self, events: list[tuple[Event, Message]], received: float) -> tuple[list[Outgoing], list[Label]]:
+        """Observe each event into its user's state, in order, and answer each with a recommendation.
+
+        Observing also labels the list the user was shown last: those labels go to the trainer.
+        """
         if any(e.item_id not in self.recommender.index for e, _ in events):
             self._sync()  # a worker elsewhere may have encoded it since our last sync
         rec = self.recommender
         states = self.store.load_users((e.user_id for e, _ in events), rec.dim, rec.config.half_lives_s)
         popularity: dict[str, float] = {}
-        results = []
+        results, labels = [], []
         for event, message in events:
             state = states[event.user_id]
-            rec.observe(state, event)
+            feedback = rec.observe(state, event)
+            if feedback is not None:
+                labels.append(Label.of(event, feedback))
             increment = rec.popularity.log_increment(rec.weight(event), event.ts)
             popularity[event.item_id] = float(np.logaddexp2(popularity.get(event.item_id, -np.inf), increment))
-            results.append((event, message, rec.recommend(state, now=event.ts)))
+            results.append((event, message, rec.recommend(state, now=event.ts, scene=event.scene)))
         self.store.save_users(states.values())
         self.store.add_popularity(popularity)
         sent = time.time()
         return [Outgoing(event.user_id.encode(), self._recommendation(event, message, items, received, sent),
                          event_ts=event.ts, ingest_ts=message.timestamp or received)
-                for event, message, items in results]
+                for event, message, items in results], labels
 
     def _tally(self, source: str, size: int, dead_reasons: list[str]) -> None:
         """Count a batch once it went through: one retried after a Redis failure counts once."""

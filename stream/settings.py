@@ -38,6 +38,12 @@ class Settings:
     dlq_topic: str = "events.dlq"
     #: User deletion requests (``streamrec forget``); keyed by user like ``events``.
     forget_topic: str = "users.forget"
+    #: Labelled impressions for the trainer; one partition, so exactly one trainer learns.
+    feedback_topic: str = "feedback"
+    #: Ranker snapshots (compacted), for subscribers; workers read them from Redis.
+    snapshots_topic: str = "model.snapshots"
+    #: How often the trainer publishes the ranker it learned (Monolith: fresher is better).
+    snapshot_interval_s: float = 10.0
     partitions: int = 4
     # --- micro-batching in the agents
     batch_max: int = 256
@@ -54,6 +60,8 @@ class Settings:
     )
     popularity_half_life_s: float = 6 * 3600.0
     max_seen: int = 500
+    #: SGD step of the online ranker (the trainer's).
+    learning_rate: float = 0.02
     max_payload_bytes: int = 65536
     # --- the encoder
     encoder_device: str = "auto"

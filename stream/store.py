@@ -185,6 +185,22 @@ class RedisStore:
         matrix = np.stack(rows) if rows else np.zeros((0, dim), dtype=np.float32)
         return items, matrix, cursor
 
+    # --- the ranker's snapshots: the trainer writes, every worker polls the version
+    @round_trip
+    def save_snapshot(self, version: int, data: bytes) -> None:
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.set(self.key("ranker", "snapshot"), data)
+        pipe.set(self.key("ranker", "version"), version)
+        pipe.execute()
+
+    @round_trip
+    def load_snapshot(self, newer_than: int = -1) -> bytes | None:
+        """The latest snapshot if its version is above ``newer_than`` (one cheap GET otherwise)."""
+        version = self.redis.get(self.key("ranker", "version"))
+        if version is None or int(version) <= newer_than:
+            return None
+        return self.redis.get(self.key("ranker", "snapshot"))
+
     # --- popularity
     @round_trip
     def add_popularity(self, log_increments: Mapping[str, float]) -> None:

@@ -19,8 +19,10 @@ items 3 {'cleanup.policy': 'compact'}
 recommendations 3 {}
 events.dlq 3 {}
 users.forget 3 {}
->>> [n for n, _, _ in topic_specs(Settings(), extra=[("feedback", 2, {})])][-1]
-'feedback'
+feedback 1 {}
+model.snapshots 1 {'cleanup.policy': 'compact'}
+>>> [n for n, _, _ in topic_specs(Settings(), extra=[("audit", 2, {})])][-1]
+'audit'
 """
 
 from __future__ import annotations
@@ -40,6 +42,16 @@ TOPIC_CONFIGS: Mapping[str, Mapping[str, str]] = {
     # The item catalogue is a table keyed by item id: only the latest version
     # of each item matters, and compaction keeps it forever without growing.
     "items_topic": {"cleanup.policy": "compact"},
+    # Only the newest snapshot of the ranker matters.
+    "snapshots_topic": {"cleanup.policy": "compact"},
+}
+
+#: Partition counts that are part of the design, not a scaling knob.
+TOPIC_PARTITIONS: Mapping[str, int] = {
+    # One partition: the consumer group gives it to exactly one trainer, which
+    # learns every example in order; another takes over if it dies.
+    "feedback_topic": 1,
+    "snapshots_topic": 1,
 }
 
 #: The order topics are listed in (the rest follow in field order).
@@ -66,7 +78,7 @@ def topic_specs(settings: Any, extra: Iterable[TopicSpec] = ()) -> list[TopicSpe
     fields = [f.name for f in dataclasses.fields(settings) if f.name.endswith("_topic")]
     ordered = [f for f in _KNOWN if f in fields] + [f for f in fields if f not in _KNOWN]
     specs: list[TopicSpec] = [
-        (getattr(settings, f), int(settings.partitions), dict(TOPIC_CONFIGS.get(f, {})))
+        (getattr(settings, f), TOPIC_PARTITIONS.get(f, int(settings.partitions)), dict(TOPIC_CONFIGS.get(f, {})))
         for f in ordered
     ]
     specs += [(name, int(partitions), dict(configs)) for name, partitions, configs in extra]

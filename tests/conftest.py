@@ -29,35 +29,35 @@ def stack(tmp_path_factory: pytest.TempPathFactory):
         local.stop()
 
 
+def isolated_settings(stack: LocalStack, data_root: Path, **overrides) -> Settings:
+    """Settings pointing at ``stack`` with unique topic names, ``app_id`` and ``redis_prefix``.
+
+    ``data_dir`` lies under ``data_root``, ``partitions=2`` unless overridden, and
+    the topics are already created. Overrides win over all of these.
+    """
+    suffix = uuid.uuid4().hex[:8]
+    base = Settings()
+    values = {
+        "broker": stack.broker,
+        "redis_url": stack.redis_url,
+        "app_id": f"streamrec-test-{suffix}",
+        "data_dir": str(data_root / f"worker-{suffix}"),
+        "redis_prefix": f"t{suffix}:",
+        "partitions": 2,
+    }
+    # Every *_topic field, so topics added to Settings later are isolated too.
+    for field in dataclasses.fields(base):
+        if field.name.endswith("_topic"):
+            values[field.name] = f"{getattr(base, field.name)}-{suffix}"
+    settings = dataclasses.replace(base, **{**values, **overrides})
+    ensure_topics(settings.bootstrap_servers, topic_specs(settings))
+    return settings
+
+
 @pytest.fixture
 def make_settings(stack: LocalStack, tmp_path: Path) -> Callable[..., Settings]:
-    """Factory: ``make_settings(**overrides) -> Settings`` pointing at the session stack.
-
-    Every call gets unique topic names, ``app_id`` and ``redis_prefix``, a
-    ``data_dir`` under ``tmp_path``, ``partitions=2`` unless overridden, and
-    its topics already created. Overrides win over all of these.
-    """
-
-    def make(**overrides) -> Settings:
-        suffix = uuid.uuid4().hex[:8]
-        base = Settings()
-        values = {
-            "broker": stack.broker,
-            "redis_url": stack.redis_url,
-            "app_id": f"streamrec-test-{suffix}",
-            "data_dir": str(tmp_path / f"worker-{suffix}"),
-            "redis_prefix": f"t{suffix}:",
-            "partitions": 2,
-        }
-        # Every *_topic field, so topics added to Settings later are isolated too.
-        for field in dataclasses.fields(base):
-            if field.name.endswith("_topic"):
-                values[field.name] = f"{getattr(base, field.name)}-{suffix}"
-        settings = dataclasses.replace(base, **{**values, **overrides})
-        ensure_topics(settings.bootstrap_servers, topic_specs(settings))
-        return settings
-
-    return make
+    """Factory: ``make_settings(**overrides) -> Settings``, isolated as :func:`isolated_settings` says."""
+    return lambda **overrides: isolated_settings(stack, tmp_path, **overrides)
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ import redis
 from model.synthetic import make_catalog
 from stream.demo import start_worker, stop_worker, wait_for
 from tests.clients import Collector, produce
+from tests.conftest import isolated_settings
 
 pytestmark = pytest.mark.integration
 
@@ -21,24 +22,34 @@ def catalog():
     return make_catalog(n_categories=6, items_per_category=30, seed=3)
 
 
-@pytest.fixture
-def running(make_settings, stack, catalog, tmp_path):
-    """A worker with the catalogue encoded, and collectors on its output topics."""
-    settings = make_settings(half_lives_s=(300.0, 30 * 86400.0), half_life_weights=(0.7, 0.3))
-    log_path = tmp_path / "worker.log"
-    worker = start_worker(settings, log_path, loglevel="info")
+@pytest.fixture(scope="module")
+def running(stack, catalog, tmp_path_factory):
+    """A worker and a trainer with the catalogue encoded, and collectors on the output topics.
+
+    Shared by the tests of this module (a worker takes seconds to start); each test uses its own users.
+    """
+    root = tmp_path_factory.mktemp("pipeline")
+    settings = isolated_settings(stack, root, half_lives_s=(300.0, 30 * 86400.0), half_life_weights=(0.7, 0.3),
+                                 snapshot_interval_s=1.0)
+    worker = start_worker(settings, root / "worker.log", loglevel="info")
+    trainer = start_worker(settings, root / "trainer.log", loglevel="info", command="trainer")
     recs = Collector(stack.bootstrap_servers, settings.recommendations_topic)
     dlq = Collector(stack.bootstrap_servers, settings.dlq_topic)
     try:
         produce(stack.bootstrap_servers, settings.items_topic, catalog, key=lambda i: i["item_id"])
         r = redis.Redis.from_url(stack.redis_url)
         wait_for(lambda: r.hlen(settings.redis_prefix + "item:vec") == len(catalog), 90,
-                 "the catalogue to be encoded", worker, log_path)
+                 "the catalogue to be encoded", worker, root / "worker.log")
         yield settings, recs, dlq
     finally:
         recs.close()
         dlq.close()
         stop_worker(worker)
+        stop_worker(trainer)
+
+
+def of_user(records: list[dict], user: str) -> list[dict]:
+    return [r for r in records if r is not None and r["user_id"] == user]
 
 
 def events_for(user: str, items: list[dict], start: float, step: float = 120.0, prefix: str = "e"):
@@ -58,7 +69,7 @@ def test_recommendations_follow_a_users_interest_and_its_switch(running, stack, 
     b_items = [i for i in catalog if i["category"] == second][:5]
 
     produce(stack.bootstrap_servers, settings.events_topic, events_for("alice", a_items, T0))
-    got = recs.wait(8)
+    got = wait_user(recs, "alice", 8)
     assert [r["event_id"] for r in got] == [f"e{n}" for n in range(8)]  # one per event, in order
     last = got[-1]
     assert last["user_id"] == "alice" and len(last["items"]) == settings.top_k
@@ -69,7 +80,7 @@ def test_recommendations_follow_a_users_interest_and_its_switch(running, stack, 
 
     produce(stack.bootstrap_servers, settings.events_topic,
             events_for("alice", b_items, T0 + 8 * 120, prefix="s"))
-    switched = recs.wait(13)[8:]
+    switched = wait_user(recs, "alice", 13)[8:]
     shares = [on_category(r, by_id, second) for r in switched]
     assert shares[-1] >= 0.6, shares  # the short-term interest has taken over within five events
     assert shares == sorted(shares), shares
@@ -81,9 +92,42 @@ def test_bad_input_goes_to_the_dlq_and_the_worker_keeps_going(running, stack, ca
     good = events_for("bob", [catalog[0], catalog[1]], T0)
     malformed = {"event_id": "x1", "user_id": "bob", "item_id": item, "type": "like", "ts": T0, "scene": "home"}
     produce(stack.bootstrap_servers, settings.events_topic, [good[0], malformed, b"{not json", good[1]])
-    dead = dlq.wait(2)
+    dead = [d for d in dlq.wait(2) if d["payload"] == "{not json" or "bob" in d["payload"]]
     assert sorted(d["reason"] for d in dead) == ["not_json", "unknown_event_type"]
     assert any(d["payload"] == "{not json" for d in dead)
     assert all(d["topic"] == settings.events_topic and d["error"] for d in dead)
-    answered = [r["event_id"] for r in recs.wait(2)]
+    answered = [r["event_id"] for r in wait_user(recs, "bob", 2)]
     assert answered == ["e0", "e1"]
+
+
+def wait_user(collector: Collector, user: str, n: int, timeout: float = 60.0) -> list[dict]:
+    deadline = time.monotonic() + timeout
+    while len(of_user(collector.records, user)) < n:
+        assert time.monotonic() < deadline, f"only {len(of_user(collector.records, user))} of {n} for {user}"
+        time.sleep(0.05)
+    return of_user(collector.records, user)
+
+
+def test_the_ranker_learns_from_feedback_and_workers_hot_swap_it(running, stack, catalog):
+    """Feedback → trainer → snapshot in Redis → the worker serves it: later lists carry its version."""
+    settings, recs, _ = running
+    by_category: dict[str, list[dict]] = {}
+    for item in catalog:
+        by_category.setdefault(item["category"], []).append(item)
+    users = [f"learner{n}" for n in range(6)]
+    for n, user in enumerate(users):
+        items = list(by_category.values())[n % len(by_category)][:6]
+        produce(stack.bootstrap_servers, settings.events_topic, events_for(user, items, T0, prefix=f"{user}-"))
+    for user in users:
+        wait_user(recs, user, 6)
+    r = redis.Redis.from_url(stack.redis_url)
+    wait_for(lambda: r.get(settings.redis_prefix + "ranker:version") is not None, 30, "a ranker snapshot")
+    version = int(r.get(settings.redis_prefix + "ranker:version"))
+    assert version > 0
+    # The worker polls Redis every second: a later event is answered by the new ranker.
+    late = [{"event_id": f"late{n}", "user_id": "late", "item_id": catalog[n]["item_id"], "type": "view",
+             "ts": T0 + 10_000 + n, "scene": "home", "query": None} for n in range(3)]
+    time.sleep(2 * settings.item_sync_interval_s)
+    produce(stack.bootstrap_servers, settings.events_topic, late)
+    answered = wait_user(recs, "late", 3)
+    assert answered[-1]["model_version"] >= version
