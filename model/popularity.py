@@ -79,6 +79,15 @@ class DecayedPopularity:
 
     def top_ids(self, n: int, exclude: Collection[str] = ()) -> list[str]:
         """The ids of the ``n`` most popular items, skipping ``exclude`` (no scores: cheaper)."""
+        return [self.ids[i] for i in self._ranked_slots(n, exclude)]
+
+    def top(self, n: int, now: float, exclude: Collection[str] = ()) -> list[tuple[str, float]]:
+        """The ``n`` most popular items at ``now`` with their decayed scores, skipping ``exclude``."""
+        shift = now / self.half_life_s
+        return [(self.ids[i], float(np.exp2(self.log_scores[i] - shift))) for i in self._ranked_slots(n, exclude)]
+
+    def _ranked_slots(self, n: int, exclude: Collection[str]) -> list[int]:
+        """Slots of the ``n`` best-scored items not in ``exclude``, best first."""
         size = len(self.ids)
         want = min(size, n + len(exclude))
         if want == 0:
@@ -87,27 +96,7 @@ class DecayedPopularity:
         idx = np.argpartition(-scores, want - 1)[:want] if want < size else np.arange(size)
         idx = idx[np.argsort(-scores[idx], kind="stable")]
         ids = self.ids
-        return [ids[i] for i in idx.tolist() if scores[i] > -np.inf and ids[i] not in exclude][:n]
-
-    def top(self, n: int, now: float, exclude: Collection[str] = ()) -> list[tuple[str, float]]:
-        """The ``n`` most popular items at ``now`` with their decayed scores, skipping ``exclude``."""
-        size = len(self.ids)
-        want = min(size, n + len(exclude))
-        if want == 0:
-            return []
-        scores = self.log_scores[:size]
-        idx = np.argpartition(-scores, want - 1)[:want] if want < size else np.arange(size)
-        idx = idx[np.argsort(-scores[idx], kind="stable")]
-        out = []
-        for i in idx:
-            if scores[i] == -np.inf:
-                break
-            item = self.ids[i]
-            if item not in exclude:
-                out.append((item, float(np.exp2(scores[i] - now / self.half_life_s))))
-                if len(out) == n:
-                    break
-        return out
+        return [i for i in idx.tolist() if scores[i] > -np.inf and ids[i] not in exclude][:n]
 
     def _slot(self, item_id: str) -> int:
         slot = self.slots.get(item_id)

@@ -63,8 +63,8 @@ class RecommenderConfig:
     half_life_weights: tuple[float, ...] = (0.5, 0.3, 0.2)
     type_weights: Mapping[str, float] = dataclasses.field(
         default_factory=lambda: {"view": 1.0, "click": 2.0, "cart": 3.0, "purchase": 5.0})
-    popularity_half_life_s: float = 6 * 3600.0
-    covisit_half_life_s: float = 7 * 86400.0
+    popularity_half_life_s: float = 7 * 86400.0
+    covisit_half_life_s: float = 90 * 86400.0
     bundle_half_life_s: float = 30 * 86400.0
     #: Items bought or carted this close in time count as bought together.
     bundle_window_s: float = 86400.0
@@ -75,7 +75,7 @@ class RecommenderConfig:
     #: Which candidate sources run (a baseline is the same model with fewer).
     sources: tuple[str, ...] = ("content", "covisit", "bundle", "popular")
     #: How many of the user's last items seed co-visitation candidates (nearer ones weigh more).
-    covisit_seeds: int = 3
+    covisit_seeds: int = 5
     #: How many candidates each source proposes per request.
     candidates_per_source: int = 30
     #: A scene vector counts as this many events of the user's overall interest (shrinkage).

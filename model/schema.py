@@ -34,9 +34,10 @@ EVENT_TYPES = ("view", "click", "cart", "purchase")
 #: Identifiers are short printable strings; longer ones are almost always a bug upstream.
 MAX_ID_LEN = 256
 MAX_TEXT_LEN = 10_000
-#: Timestamps before 2000-01-01 or more than a day ahead of the wall clock are rejected:
-#: such clocks would poison every decay computation that follows.
-MIN_TS = 946_684_800.0
+#: Timestamps before 1990-01-01 (a zero or unset clock; recorded logs such as MovieLens start
+#: in 1995) or more than a day ahead of the wall clock (milliseconds sent as seconds) are
+#: rejected: such clocks would poison every decay computation that follows.
+MIN_TS = 631_152_000.0
 MAX_FUTURE_S = 86_400.0
 
 
@@ -81,7 +82,7 @@ class Item:
     @property
     def text_for_encoder(self) -> str:
         parts = [self.title]
-        labels = ", ".join(g for g in (self.category, *self.genres) if g)
+        labels = ", ".join(dict.fromkeys(g for g in (self.category, *self.genres) if g))  # each once
         if labels:
             parts.append(labels)
         if self.text:
@@ -131,7 +132,7 @@ def parse_event(payload: bytes | str | Mapping[str, Any], *, now: float | None =
     obj = decode_json(payload, max_bytes)
     ts = _number(obj, "ts")
     if ts < MIN_TS:
-        raise InvalidInput("bad_timestamp", "ts", f"{ts} is before 2000-01-01")
+        raise InvalidInput("bad_timestamp", "ts", f"{ts} is before 1990-01-01")
     if now is not None and ts > now + MAX_FUTURE_S:
         raise InvalidInput("bad_timestamp", "ts", f"{ts} is more than a day in the future")
     kind = _string(obj, "type")

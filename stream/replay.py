@@ -49,16 +49,17 @@ NEEDS_VECTORS = {"content", "full"}
 DEFAULT_OUT = Path("results") / "replay"
 #: Rough cost of one event per system (µs on ml-100k, 2 cores), to balance ``jobs`` processes.
 COST_US = {"popular": 50, "decayed": 50, "covisit": 60, "content": 1100, "full": 2000}
-#: Co-visitation pair counts: MovieLens users rate in sessions weeks apart, so a month.
-COVISIT_HALF_LIFE_S = 30 * 86400.0
 #: Content-only keeps the user's whole history: a year.
 CONTENT_HALF_LIFE_S = 365 * 86400.0
 
 
 def build_systems(names: Sequence[str], settings: Settings, dim: int, *, exclude_seen: bool = True,
-                  covisit_half_life_s: float = COVISIT_HALF_LIFE_S,
                   content_half_life_s: float = CONTENT_HALF_LIFE_S) -> list[System]:
-    """The named systems, configured from ``settings`` where the stream has the same knob."""
+    """The named systems, configured from ``settings`` where the stream has the same knob.
+
+    Baselines share the full system's knobs (popularity and co-visitation half-lives,
+    co-visitation seeds): a lift measured against a worse-tuned baseline is not a lift.
+    """
     # The worker's own config, so the replay measures the model as it serves.
     from stream.processor import recommender_config
 
@@ -69,8 +70,8 @@ def build_systems(names: Sequence[str], settings: Settings, dim: int, *, exclude
     make = {
         "popular": lambda: MostPopular(exclude_seen=exclude_seen),
         "decayed": lambda: DecayedPopular(popularity_half_life, exclude_seen=exclude_seen),
-        "covisit": lambda: CoVisitation(covisit_half_life_s, popularity_half_life_s=popularity_half_life,
-                                        exclude_seen=exclude_seen),
+        "covisit": lambda: CoVisitation(settings.covisit_half_life_s, n_recent=settings.covisit_seeds,
+                                        popularity_half_life_s=popularity_half_life, exclude_seen=exclude_seen),
         "content": lambda: ContentOnly(dim, content_half_life_s, exclude_seen=exclude_seen),
         "full": lambda: FullSystem(Recommender(
             dataclasses.replace(recommender_config(settings), exclude_seen=exclude_seen), dim)),
@@ -140,7 +141,8 @@ def replay(dataset: Dataset, *, systems: Sequence[str] = SYSTEMS, k: int = 10, l
         "processes": [list(group) for group in groups],
         "recommender_configs": configs,
         "popularity_half_life_s": settings.popularity_half_life_s,
-        "covisit_half_life_s": COVISIT_HALF_LIFE_S,
+        "covisit_half_life_s": settings.covisit_half_life_s,
+        "covisit_seeds": settings.covisit_seeds,
     }
     result["environment"] = {"python": platform.python_version(), "numpy": np.__version__,
                              "cpus": os.cpu_count(), "machine": platform.machine()}

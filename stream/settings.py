@@ -58,7 +58,11 @@ class Settings:
         ("cart", 3.0),
         ("purchase", 5.0),
     )
-    popularity_half_life_s: float = 6 * 3600.0
+    popularity_half_life_s: float = 7 * 86400.0
+    covisit_half_life_s: float = 90 * 86400.0
+    covisit_seeds: int = 5
+    bundle_half_life_s: float = 30 * 86400.0
+    candidates_per_source: int = 30
     max_seen: int = 500
     #: SGD step of the online ranker (the trainer's).
     learning_rate: float = 0.02
