@@ -1,0 +1,300 @@
+"""``streamrec replay --via-kafka``: the full system replayed through the real pipeline, scored "as served".
+
+The stream answers every valid event with one recommendation computed *after*
+observing it, so what a user is shown when their event ``n + 1`` happens is the
+list sent after their event ``n``. Both runs here score that "as served" list:
+
+- :func:`replay_via_kafka`: a :class:`~stream.stack.LocalStack` (or a given
+  broker/redis), one partition and ONE worker process, no trainer (so the
+  ranker keeps its prior weights and the run is deterministic). The items are
+  published and encoded first, then the events in the file's order; every
+  recommendation is collected from the ``recommendations`` topic.
+- :func:`replay_served_in_process`: the same protocol without Kafka:
+  a :class:`~model.baselines.FullSystem` with the worker's own
+  :func:`~stream.processor.recommender_config` and ``learn_ranker=False``;
+  for each event in order it observes it, then asks for the user's list and
+  keeps it as the one served.
+
+Scoring: a user's first event had no list served before it and is **not
+scored** (neither are the warm-up events nor, with ``score_types``, the others).
+Every other event is scored by the rank of its item in the list served after
+the same user's previous event: HR@k, NDCG@k, MRR by
+:func:`model.evaluate.ranking_metrics`. Both runs share :func:`served_result`,
+so the per-event ranks compare one to one.
+
+Latency differs by nature: in-process it is the wall time of observe +
+recommend per event; via Kafka it is the worker's time per event as the
+messages say: the ``sent_ts - received_ts`` of the micro-batch the event came
+in (decoding to recommendations ready, Redis round trips included), shared
+equally by the batch's events, so that events/s is the worker's throughput.
+The end-to-end time (publish → recommendation consumed, which includes
+waiting behind the events published before) is reported beside it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+import time
+from collections.abc import Collection, Sequence
+from pathlib import Path
+
+import numpy as np
+import orjson
+
+from model.baselines import FullSystem
+from model.datasets import Dataset
+from model.evaluate import Report, SystemResult, rank_of
+from model.recommender import Recommender
+from model.schema import Event
+from stream.settings import Settings
+
+#: The name of the one system a via-Kafka replay reports.
+NAME = "full"
+
+
+@dataclasses.dataclass
+class Served:
+    """The lists served after each event, in the stream's order (None: no list came back for it)."""
+
+    events: list[Event]
+    lists: list[list[str] | None]
+    #: Per event, nanoseconds charged to it (see the module docstring).
+    latency_ns: np.ndarray
+    extra: dict = dataclasses.field(default_factory=dict)
+
+
+def served_result(served: Served, *, k: int, warmup: int = 0,
+                  score_types: Collection[str] | None = None) -> SystemResult:
+    """Score ``served`` "as served": each event by the rank of its item in the user's previous list.
+
+    A user's first event (no list served yet), events before ``warmup`` and,
+    with ``score_types``, events of other types are not scored. An event whose
+    own list never came back leaves its user's next event scored as a miss
+    against an empty list.
+    """
+    wanted = None if score_types is None else frozenset(score_types)
+    last: dict[str, list[str]] = {}
+    ranks, positions, lengths = [], [], []
+    recommended: set[str] = set()
+    for position, (event, after) in enumerate(zip(served.events, served.lists)):
+        shown = last.get(event.user_id)
+        if shown is not None and position >= warmup and (wanted is None or event.type in wanted):
+            shown = shown[:k]
+            ranks.append(rank_of(event.item_id, shown))
+            positions.append(position)
+            lengths.append(len(shown))
+            recommended.update(shown)
+        last[event.user_id] = after if after is not None else []
+    return SystemResult(NAME, np.asarray(ranks, dtype=np.int32), np.asarray(positions, dtype=np.int64),
+                        np.asarray(served.latency_ns, dtype=np.int64), recommended,
+                        np.asarray(lengths, dtype=np.int32))
+
+
+def worker_settings(settings: Settings, k: int) -> Settings:
+    """What a deterministic replay needs of the worker: one partition (file order), lists of ``k``."""
+    return dataclasses.replace(settings, partitions=1, top_k=k)
+
+
+def replay_served_in_process(dataset: Dataset, settings: Settings, *, k: int, vectors: np.ndarray,
+                             limit: int | None = None) -> Served:
+    """Observe, then recommend, per event in order, with the worker's config and a ranker that never learns."""
+    from stream.processor import recommender_config
+
+    settings = worker_settings(settings, k)
+    events = list(dataset.events[:limit] if limit is not None else dataset.events)
+    system = FullSystem(Recommender(recommender_config(settings), vectors.shape[1]), learn_ranker=False)
+    system.fit_items(dataset.items, vectors)
+    lists: list[list[str] | None] = []
+    latency = np.zeros(len(events), dtype=np.int64)
+    clock = time.perf_counter_ns
+    rec = system.recommender
+    for n, event in enumerate(events):
+        start = clock()
+        system.learn(event)  # observe only: learn_ranker=False
+        recs = rec.recommend(system.state(event.user_id), now=event.ts, scene=event.scene)
+        latency[n] = clock() - start
+        lists.append([r.item_id for r in recs])
+    return Served(events, lists, latency)
+
+
+def replay_via_kafka(dataset: Dataset, settings: Settings | None = None, *, k: int = 10,
+                     limit: int | None = None, workdir: str | Path | None = None,
+                     timeout_s: float = 120.0, progress: bool = False) -> Served:
+    """Publish the items, then the events, to a one-partition pipeline with one worker; collect the lists.
+
+    With ``settings`` None a :class:`~stream.stack.LocalStack` is started in
+    ``workdir`` (a temporary folder by default) and stopped at the end;
+    otherwise ``settings`` must point at a running broker and redis (the
+    topics are created if missing; they should be new or empty, and the redis
+    prefix unused).
+    """
+    from stream.stack import LocalStack
+
+    workdir = Path(tempfile.mkdtemp(prefix="streamrec-kafka-replay-") if workdir is None else workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    if settings is not None:
+        return _run_pipeline(dataset, worker_settings(settings, k), limit, workdir, timeout_s, progress)
+    with LocalStack(workdir / "stack") as stack:
+        local = dataclasses.replace(Settings.from_env(), broker=stack.broker, redis_url=stack.redis_url,
+                                    data_dir=str(workdir / "worker"))
+        return _run_pipeline(dataset, worker_settings(local, k), limit, workdir, timeout_s, progress)
+
+
+def _run_pipeline(dataset: Dataset, settings: Settings, limit: int | None, workdir: Path, timeout_s: float,
+                  progress: bool) -> Served:
+    import redis
+    from kafka import KafkaConsumer, KafkaProducer
+    from tqdm import tqdm
+
+    from stream.demo import start_worker, stop_worker, wait_for
+    from stream.topics import ensure_topics, topic_specs
+
+    assert settings.partitions == 1, "one partition, or the worker may see events out of the file's order"
+    events = list(dataset.events[:limit] if limit is not None else dataset.events)
+    bootstrap = settings.bootstrap_servers
+    ensure_topics(bootstrap, topic_specs(settings))
+    log_path = workdir / "worker.log"
+    timings: dict[str, float] = {}
+    t = time.perf_counter()
+    worker = start_worker(settings, log_path)  # and no trainer: the ranker keeps its prior weights
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
+    consumer = KafkaConsumer(settings.recommendations_topic, settings.dlq_topic, bootstrap_servers=bootstrap,
+                             auto_offset_reset="earliest", group_id=None, fetch_max_wait_ms=10,
+                             consumer_timeout_ms=100)
+    r = redis.Redis.from_url(settings.redis_url)
+    try:
+        items = list({item.item_id: item for item in dataset.items}.values())
+        for item in items:
+            producer.send(settings.items_topic, key=item.item_id.encode(), value=orjson.dumps(item.to_dict()))
+        producer.flush()
+        vec_key = settings.redis_prefix + "item:vec"
+        wait_for(lambda: r.hlen(vec_key) >= len(items), timeout_s, "the catalogue to be encoded", worker, log_path)
+        timings["start_and_encode_s"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        sent_at = np.zeros(len(events))
+        for n, event in enumerate(events):
+            sent_at[n] = time.time()
+            producer.send(settings.events_topic, key=event.user_id.encode(), value=orjson.dumps(event.to_dict()))
+        producer.flush()
+        timings["publish_s"] = time.perf_counter() - t
+
+        bodies: list[dict] = []
+        received_at: list[float] = []
+        dead: list[dict] = []
+        deadline = time.monotonic() + timeout_s
+        with tqdm(total=len(events), desc="recommendations", unit="event", disable=not progress,
+                  mininterval=0.5) as bar:
+            while len(bodies) + len(dead) < len(events):
+                if worker.poll() is not None:
+                    raise RuntimeError(f"the worker exited ({worker.returncode}):\n{log_path.read_text()[-3000:]}")
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{len(bodies)} recommendations and {len(dead)} dead letters "
+                                       f"of {len(events)} events after {timeout_s:.0f} s")
+                for record in consumer:
+                    if record.value is None:
+                        continue
+                    body = orjson.loads(record.value)
+                    if record.topic == settings.dlq_topic:
+                        dead.append(body)
+                    else:
+                        bodies.append(body)
+                        received_at.append(time.time())
+                    bar.update(1)
+        timings["events_s"] = time.perf_counter() - t
+    finally:
+        consumer.close()
+        producer.close()
+        r.close()
+        stop_worker(worker)
+    return _match(events, bodies, received_at, sent_at, dead, timings)
+
+
+def _match(events: Sequence[Event], bodies: list[dict], received_at: list[float], sent_at: np.ndarray,
+           dead: list[dict], timings: dict) -> Served:
+    """Pair the recommendations with the events: in order (one partition), checked by event id."""
+    lists: list[list[str] | None] = [None] * len(events)
+    latency = np.zeros(len(events), dtype=np.int64)
+    end_to_end_ms = []
+    versions = set()
+    batches: dict[tuple[float, float], list[int]] = {}
+    b = 0
+    for n, event in enumerate(events):
+        if b < len(bodies) and bodies[b]["event_id"] == event.event_id and bodies[b]["user_id"] == event.user_id:
+            body = bodies[b]
+            lists[n] = [i["item_id"] for i in body["items"]]
+            batch = (body["received_ts"], body["sent_ts"])
+            batches.setdefault(batch, []).append(n)
+            end_to_end_ms.append((received_at[b] - sent_at[n]) * 1e3)
+            versions.add(body["model_version"])
+            b += 1
+    for (received, sent), members in batches.items():  # the micro-batch's time, shared by its events
+        latency[members] = int(round((sent - received) * 1e9 / len(members)))
+    if b != len(bodies):
+        raise RuntimeError(f"{len(bodies) - b} recommendations did not match the events in order "
+                           f"(first unmatched: {bodies[b]['event_id']!r})")
+    e2e = np.asarray(end_to_end_ms) if end_to_end_ms else np.full(1, np.nan)
+    extra = {
+        "transport": "kafka",
+        "recommendations": len(bodies),
+        "dead_lettered": len(dead),
+        "dead_letter_reasons": sorted({d.get("reason", "?") for d in dead}),
+        "model_versions": sorted(versions),
+        "end_to_end_ms": {"p50": float(np.percentile(e2e, 50)), "p99": float(np.percentile(e2e, 99)),
+                          "max": float(e2e.max())},
+        "latency": "worker time per event: its micro-batch's sent_ts - received_ts / the batch's size",
+        "micro_batches": len(batches),
+        "timings": timings,
+    }
+    return Served(list(events), lists, latency, extra)
+
+
+def report_of(served: Served, *, k: int, warmup: int, score_types: Collection[str] | None, window: int,
+              catalogue_size: int, wall_s: float) -> Report:
+    """A :class:`~model.evaluate.Report` with the one "full" system, scored as served."""
+    result = served_result(served, k=k, warmup=warmup, score_types=score_types)
+    return Report(k=k, systems=[result], replayed=len(served.events), warmup=warmup,
+                  score_types=None if score_types is None else tuple(sorted(score_types)),
+                  catalogue_size=catalogue_size, window=window, wall_s=wall_s)
+
+
+def replay(dataset: Dataset, *, k: int = 10, limit: int | None = None, warmup: int = 0,
+           score_types: Sequence[str] | None = None, window: int = 2000, settings: Settings | None = None,
+           out: str | Path | None = None, timings: dict[str, float] | None = None, progress: bool = True) -> dict:
+    """:func:`replay_via_kafka` scored as served, as a report shaped like :func:`stream.replay.replay`'s.
+
+    ``settings`` None: a local stack is started (see :func:`replay_via_kafka`).
+    """
+    import os
+    import platform
+
+    from stream.replay import write_outputs
+
+    started = time.perf_counter()
+    timings = dict(timings or {})
+    served = replay_via_kafka(dataset, settings, k=k, limit=limit, progress=progress)
+    wall = time.perf_counter() - started
+    timings.update(served.extra["timings"])
+    catalogue = len({item.item_id for item in dataset.items} | {e.item_id for e in dataset.events})
+    report = report_of(served, k=k, warmup=warmup, score_types=score_types, window=window,
+                       catalogue_size=catalogue, wall_s=wall)
+    timings["replay_s"] = wall
+    result = report.to_dict()
+    result["protocol"]["limit"] = limit
+    result["protocol"]["scoring"] = ("as served: each event against the list sent after the same user's "
+                                     "previous event; a user's first event is not scored")
+    result["protocol"]["latency"] = served.extra["latency"]
+    result["transport"] = "kafka"
+    result["kafka"] = {key: v for key, v in served.extra.items() if key not in ("timings", "latency")}
+    result["dataset"] = dataset.summary()
+    result["settings"] = {"systems": [NAME], "exclude_seen": True, "partitions": 1, "workers": 1,
+                          "trainer": False, "top_k": k}
+    result["environment"] = {"python": platform.python_version(), "numpy": np.__version__,
+                             "cpus": os.cpu_count(), "machine": platform.machine()}
+    timings["total_s"] = time.perf_counter() - started + timings.get("load_s", 0.0)
+    result["timings"] = timings
+    result["table"] = report.table()
+    if out is not None:
+        write_outputs(report, result, Path(out), title=f"{dataset.name} via Kafka")
+    return result
