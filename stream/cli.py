@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     demo = sub.add_parser("demo", help="run the end-to-end demo on a local stack")
     demo.add_argument("--users", type=int, default=40)
     demo.add_argument("--events", type=int, default=3000)
-    demo.add_argument("--rate", type=float, default=300.0, help="events per second")
+    demo.add_argument("--rate", type=float, default=200.0, help="events per second")
     demo.add_argument("--seed", type=int, default=0)
 
     forget = sub.add_parser("forget", help="delete every trace of a user (the workers act on the request)")

@@ -98,7 +98,7 @@ class Watch:
     dead: Counter = dataclasses.field(default_factory=Counter)
 
 
-def run_demo(users: int = 40, events: int = 3000, rate: float = 300.0, seed: int = 0) -> int:
+def run_demo(users: int = 40, events: int = 3000, rate: float = 200.0, seed: int = 0) -> int:
     started = time.monotonic()
     workdir = Path(tempfile.mkdtemp(prefix="streamrec-demo-"))
     catalog = make_catalog(items_per_category=40, seed=seed)
