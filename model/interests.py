@@ -122,6 +122,27 @@ class UserState:
     n_events: int = 0
     scenes: dict[str, InterestVector] = dataclasses.field(default_factory=dict)
     shown: Impressions | None = None
+    #: Ids of the user's latest events: a client's retry (same event_id) is applied once.
+    event_ids: list[str] = dataclasses.field(default_factory=list)
+    #: (partition, offset) of the last event applied from a log: where a redelivery stops being new.
+    position: tuple[int, int] | None = None
+
+    def is_duplicate(self, event_id: str) -> bool:
+        return event_id in self.event_ids
+
+    def remember_event(self, event_id: str, window: int) -> None:
+        """Keep ``event_id`` among the last ``window`` ids (0: keep none, no deduplication)."""
+        self.event_ids.append(event_id)
+        del self.event_ids[: max(len(self.event_ids) - window, 0)]
+
+    def applied(self, partition: int, offset: int) -> bool:
+        """Whether the event at ``offset`` of ``partition`` is already in this state (a redelivery).
+
+        A user's events all come from one partition (the topic is keyed by user), so one
+        position per user is enough. After a change of partition count the old position
+        says nothing about the new partition, and events are applied (logged as such).
+        """
+        return self.position is not None and self.position[0] == partition and offset <= self.position[1]
 
     def mark_seen(self, item_id: str, ts: float, kind: str, max_seen: int, max_recent: int = 20) -> None:
         self.seen[item_id] = max(ts, self.seen.pop(item_id, ts))
@@ -140,6 +161,8 @@ class UserState:
             "recent": orjson.dumps(self.recent),
             "pending": orjson.dumps(self.pending),
             "n": str(self.n_events).encode(),
+            "eids": orjson.dumps(self.event_ids),
+            "pos": orjson.dumps(self.position),
             "scenes": orjson.dumps([[name, sv.ts, sv.mass.tolist()] for name, sv in self.scenes.items()]),
             "scene_v": b"".join(sv.vectors.tobytes() for sv in self.scenes.values()),
             "shown": orjson.dumps(None if self.shown is None else {
@@ -169,6 +192,9 @@ class UserState:
         state.recent = [tuple(r) for r in orjson.loads(m["recent"])]
         state.pending = [tuple(p) for p in orjson.loads(m["pending"])]
         state.n_events = int(m["n"])
+        state.event_ids = orjson.loads(m.get("eids", b"[]"))
+        position = orjson.loads(m.get("pos", b"null"))
+        state.position = None if position is None else (int(position[0]), int(position[1]))
         scene_vectors = np.frombuffer(m.get("scene_v", b""), dtype=np.float32).reshape(-1, dim)
         for row, (name, ts, mass) in enumerate(orjson.loads(m.get("scenes", b"[]"))):
             sv = InterestVector(dim, half_lives[-1:])

@@ -84,6 +84,8 @@ class RecommenderConfig:
     max_seen: int = 500
     max_pending: int = 50
     max_neighbours: int = 100
+    #: How many of a user's latest event ids are kept to drop duplicates (client retries).
+    dedupe_window: int = 64
     #: Candidates sampled per list as the negatives a miss is learned against.
     negative_samples: int = 20
     #: SGD step of the online ranker.
@@ -159,7 +161,14 @@ class Recommender:
 
     # --- learning from events
     def observe(self, state: UserState, event: Event) -> Feedback | None:
-        """Label the list last shown to the user, then fold ``event`` into their state and the global counts."""
+        """Label the list last shown to the user, then fold ``event`` into their state and the global counts.
+
+        An event whose ``event_id`` the user's state has seen recently (a client's retry) is
+        ignored: applying it again would count the same action twice.
+        """
+        if state.is_duplicate(event.event_id):
+            return None
+        state.remember_event(event.event_id, self.config.dedupe_window)
         feedback = self._label(state, event)
         weight = self.weight(event)
         vector = self.index.vector(event.item_id)

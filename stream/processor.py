@@ -69,6 +69,7 @@ def recommender_config(settings: Settings) -> RecommenderConfig:
         candidates_per_source=settings.candidates_per_source,
         k=settings.top_k,
         max_seen=settings.max_seen,
+        dedupe_window=settings.dedupe_window,
         learning_rate=settings.learning_rate,
     )
 
@@ -245,14 +246,22 @@ class StreamProcessor:
         results, labels = [], []
         for event, message in events:
             state = states[event.user_id]
+            if state.applied(message.partition, message.offset) or state.is_duplicate(event.event_id):
+                # Redelivered after a crash (offsets are committed after the state is written),
+                # or a client's retry: answer it again, never apply it twice.
+                self.outcomes["events:already_applied"] += 1
+                recs = rec.recommend(state, now=event.ts, scene=event.scene, record=False)
+                results.append((event, message, recs))
+                continue
             feedback = rec.observe(state, event)
+            if message.offset >= 0:
+                state.position = (message.partition, message.offset)
             if feedback is not None:
                 labels.append(Label.of(event, feedback))
             increment = rec.popularity.log_increment(rec.weight(event), event.ts)
             popularity[event.item_id] = float(np.logaddexp2(popularity.get(event.item_id, -np.inf), increment))
             results.append((event, message, rec.recommend(state, now=event.ts, scene=event.scene)))
-        self.store.save_users(states.values())
-        self.store.add_popularity(popularity)
+        self.store.save_users(states.values(), popularity)  # one MULTI/EXEC: all of the batch or none
         sent = time.time()
         return [Outgoing(event.user_id.encode(), self._recommendation(event, message, items, received, sent),
                          event_ts=event.ts, ingest_ts=message.timestamp or received)

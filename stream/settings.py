@@ -64,6 +64,8 @@ class Settings:
     bundle_half_life_s: float = 30 * 86400.0
     candidates_per_source: int = 30
     max_seen: int = 500
+    #: Latest event ids kept per user to drop a client's retries (0 = off).
+    dedupe_window: int = 64
     #: SGD step of the online ranker (the trainer's).
     learning_rate: float = 0.02
     max_payload_bytes: int = 65536

@@ -107,10 +107,18 @@ class RedisStore:
                 for uid, mapping in zip(user_ids, pipe.execute())}
 
     @round_trip
-    def save_users(self, states: Iterable[UserState]) -> None:
-        pipe = self.redis.pipeline(transaction=False)
+    def save_users(self, states: Iterable[UserState], popularity: Mapping[str, float] | None = None) -> None:
+        """Write user states and the batch's popularity increments in one MULTI/EXEC.
+
+        All or nothing: a worker killed mid-batch leaves either none of the batch's
+        writes (its events are redelivered and applied) or all of them (each state's
+        ``position`` then marks the redelivered events as applied). Never half.
+        """
+        pipe = self.redis.pipeline(transaction=True)
         for state in states:
             pipe.hset(self.key("user", state.user_id), mapping=state.to_mapping())
+        if popularity:
+            self._add_popularity(popularity, pipe)
         pipe.execute()
 
     @round_trip
@@ -202,11 +210,9 @@ class RedisStore:
         return self.redis.get(self.key("ranker", "snapshot"))
 
     # --- popularity
-    @round_trip
-    def add_popularity(self, log_increments: Mapping[str, float]) -> None:
-        if log_increments:
-            args = [x for item, v in log_increments.items() for x in (item, repr(float(v)))]
-            self._log_add(keys=[self.key("pop")], args=args)
+    def _add_popularity(self, log_increments: Mapping[str, float], client) -> None:
+        args = [x for item, v in log_increments.items() for x in (item, repr(float(v)))]
+        self._log_add(keys=[self.key("pop")], args=args, client=client)
 
     @round_trip
     def top_popularity(self, n: int) -> list[tuple[str, float]]:
