@@ -65,7 +65,10 @@ class DecayedPopularity:
     def set_log(self, items: Iterable[tuple[str, float]]) -> None:
         """Overwrite sums with ones read from a shared store."""
         for item_id, log_value in items:
-            self.log_scores[self._slot(item_id)] = log_value
+            # _slot() first: it may grow (replace) log_scores, and `a[f()] = v` would write
+            # into the array as it was before f() ran (found by the fault suite on restart).
+            slot = self._slot(item_id)
+            self.log_scores[slot] = log_value
 
     def score(self, item_id: str, now: float) -> float:
         slot = self.slots.get(item_id)

@@ -154,3 +154,12 @@ def test_scene_interest_is_shrunk_toward_the_overall_one(rec):
     assert c2 @ search > c2 @ units[-1]     # the search scene leans to what was searched...
     assert c0 @ search > 0.3                # ...but one event does not erase the rest
     assert np.allclose(rec._shrunk_scene_unit(user, "cart", units), units[-1])  # unseen scene: overall
+
+
+def test_popularity_read_from_the_store_can_grow_past_its_initial_capacity():
+    """A restarted worker syncs every popular item at once (the fault suite's SIGKILL found this)."""
+    from model.popularity import DecayedPopularity
+
+    pop = DecayedPopularity(3600.0)
+    pop.set_log((f"i{n}", float(n)) for n in range(1000))
+    assert len(pop) == 1000 and pop.top_ids(2) == ["i999", "i998"]
