@@ -52,7 +52,8 @@ def build_processor(settings: Settings) -> StreamProcessor:
     log.info("encoder on %s (%s)", encoder.device, encoder.dtype)
     metrics.encoder_info(model="all-MiniLM-L6-v2", device=encoder.device,
                          dtype=str(encoder.dtype).removeprefix("torch."))
-    store = RedisStore(settings.redis_url, settings.redis_prefix, on_round_trip=metrics.observe_redis)
+    store = RedisStore(settings.redis_url, settings.redis_prefix, on_round_trip=metrics.observe_redis,
+                       user_ttl_s=settings.user_ttl_s)
     processor = StreamProcessor(settings, store, batcher.encode_async, encoder.dim)
     metrics.model_version(processor.model_version)
     return processor

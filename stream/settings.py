@@ -75,6 +75,8 @@ class Settings:
     encoder_wait_s: float = 0.005
     # --- state
     redis_prefix: str = "sr:"
+    #: A user's state expires after this long without events (0 = never): bounded Redis memory.
+    user_ttl_s: float = 90 * 86400.0
     item_sync_interval_s: float = 1.0
     # --- consumer group behaviour (short timeouts make joins fast on small brokers)
     session_timeout_s: float = 6.0

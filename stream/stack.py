@@ -379,9 +379,13 @@ class LocalStack:
         redis_port: int | None = None,
         *,
         detached: bool = False,
+        durable_redis: bool = False,
     ):
         self.workdir = Path(workdir).resolve()
         self.detached = detached
+        #: Redis writes an append-only file, fsynced per write, so stop_redis/start_redis keeps the data
+        #: (as a production Redis does); otherwise a restart comes back empty, like a lost cache.
+        self.durable_redis = durable_redis
         self._fixed_broker_port = broker_port is not None
         self._fixed_redis_port = redis_port is not None
         self.broker_port = broker_port if broker_port is not None else free_port()
@@ -390,6 +394,37 @@ class LocalStack:
             self.redis_port = free_port()
         self._broker = _Server("broker", self.workdir / "broker.log")
         self._redis = _Server("redis", self.workdir / "redis.log")
+
+    def isolated_settings(self, data_root: Path, **overrides):
+        """Settings on this stack with their own topics, ``app_id`` and ``redis_prefix``, topics created.
+
+        Runs that share one stack (tests, fault scenarios) never see each other's
+        records or state. ``data_dir`` lies under ``data_root``; ``partitions=2``
+        unless overridden; overrides win over all of these.
+        """
+        import dataclasses
+        import uuid
+
+        from stream.settings import Settings
+        from stream.topics import ensure_topics, topic_specs
+
+        suffix = uuid.uuid4().hex[:8]
+        base = Settings()
+        values = {
+            "broker": self.broker,
+            "redis_url": self.redis_url,
+            "app_id": f"streamrec-test-{suffix}",
+            "data_dir": str(Path(data_root) / f"worker-{suffix}"),
+            "redis_prefix": f"t{suffix}:",
+            "partitions": 2,
+        }
+        # Every *_topic field, so topics added to Settings later are isolated too.
+        for field in dataclasses.fields(base):
+            if field.name.endswith("_topic"):
+                values[field.name] = f"{getattr(base, field.name)}-{suffix}"
+        settings = dataclasses.replace(base, **{**values, **overrides})
+        ensure_topics(settings.bootstrap_servers, topic_specs(settings))
+        return settings
 
     # ----- addresses
 
@@ -554,9 +589,9 @@ class LocalStack:
             str(redis_binary()),
             "--port", str(self.redis_port),
             "--bind", "127.0.0.1",
-            # Nothing on disk: a restart (start_redis) must come back empty, like a lost cache.
             "--save", "",
-            "--appendonly", "no",
+            "--appendonly", "yes" if self.durable_redis else "no",
+            "--appendfsync", "always",
             "--dir", str(redis_dir),
             "--daemonize", "no",  # we track the pid ourselves
             "--logfile", "",  # to stdout, i.e. redis.log

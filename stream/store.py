@@ -87,9 +87,12 @@ class RedisStore:
     """
 
     def __init__(self, url: str, prefix: str = "sr:", *, client: redis.Redis | None = None,
-                 on_round_trip: Callable[[str, float], None] | None = None):
+                 on_round_trip: Callable[[str, float], None] | None = None, user_ttl_s: float = 0):
         self.redis = client or redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5)
         self.prefix = prefix
+        #: A user's state expires after this long without events (0: never), which bounds Redis
+        #: memory by the active users rather than by everyone who ever came by.
+        self.user_ttl_s = int(user_ttl_s)
         self.on_round_trip = on_round_trip
         self._log_add = self.redis.register_script(LOG_ADD)
 
@@ -116,7 +119,10 @@ class RedisStore:
         """
         pipe = self.redis.pipeline(transaction=True)
         for state in states:
-            pipe.hset(self.key("user", state.user_id), mapping=state.to_mapping())
+            key = self.key("user", state.user_id)
+            pipe.hset(key, mapping=state.to_mapping())
+            if self.user_ttl_s:
+                pipe.expire(key, self.user_ttl_s)
         if popularity:
             self._add_popularity(popularity, pipe)
         pipe.execute()

@@ -7,8 +7,6 @@ tests never see each other's data and need no cleanup.
 
 from __future__ import annotations
 
-import dataclasses
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,7 +14,6 @@ import pytest
 
 from stream.settings import Settings
 from stream.stack import LocalStack
-from stream.topics import ensure_topics, topic_specs
 
 
 @pytest.fixture(scope="session")
@@ -30,28 +27,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory):
 
 
 def isolated_settings(stack: LocalStack, data_root: Path, **overrides) -> Settings:
-    """Settings pointing at ``stack`` with unique topic names, ``app_id`` and ``redis_prefix``.
-
-    ``data_dir`` lies under ``data_root``, ``partitions=2`` unless overridden, and
-    the topics are already created. Overrides win over all of these.
-    """
-    suffix = uuid.uuid4().hex[:8]
-    base = Settings()
-    values = {
-        "broker": stack.broker,
-        "redis_url": stack.redis_url,
-        "app_id": f"streamrec-test-{suffix}",
-        "data_dir": str(data_root / f"worker-{suffix}"),
-        "redis_prefix": f"t{suffix}:",
-        "partitions": 2,
-    }
-    # Every *_topic field, so topics added to Settings later are isolated too.
-    for field in dataclasses.fields(base):
-        if field.name.endswith("_topic"):
-            values[field.name] = f"{getattr(base, field.name)}-{suffix}"
-    settings = dataclasses.replace(base, **{**values, **overrides})
-    ensure_topics(settings.bootstrap_servers, topic_specs(settings))
-    return settings
+    return stack.isolated_settings(data_root, **overrides)
 
 
 @pytest.fixture

@@ -35,7 +35,8 @@ async def hashed_vectors(texts):
 def processor(make_settings, request):
     # With the event-id window off, only the stored (partition, offset) can spot a redelivery.
     settings = make_settings(dedupe_window=request.param)
-    proc = StreamProcessor(settings, RedisStore(settings.redis_url, settings.redis_prefix), hashed_vectors, 16)
+    store = RedisStore(settings.redis_url, settings.redis_prefix, user_ttl_s=settings.user_ttl_s)
+    proc = StreamProcessor(settings, store, hashed_vectors, 16)
     catalog = make_catalog(n_categories=4, items_per_category=10)
     asyncio.run(proc.handle_items([Message(None, orjson.dumps(i)) for i in catalog]))
     yield proc, catalog
@@ -103,3 +104,12 @@ def test_the_decoder_never_raises_anything_but_invalid_input(payload):
         assert err.reason
     else:
         assert event.type in ("view", "click", "cart", "purchase") and event.ts == event.ts
+
+
+def test_inactive_users_expire(processor):
+    """Redis memory is bounded by active users: each write sets the state's time to live."""
+    proc, catalog = processor
+    asyncio.run(proc.handle_events(log_of(catalog, 10)))
+    r = proc.store.redis
+    ttls = [r.ttl(key) for key in r.scan_iter(f"{proc.store.prefix}user:*")]
+    assert ttls and all(0 < t <= proc.settings.user_ttl_s for t in ttls)
