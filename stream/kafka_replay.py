@@ -266,10 +266,8 @@ def replay(dataset: Dataset, *, k: int = 10, limit: int | None = None, warmup: i
 
     ``settings`` None: a local stack is started (see :func:`replay_via_kafka`).
     """
-    import os
-    import platform
 
-    from stream.replay import write_outputs
+    from stream.replay import finish
 
     started = time.perf_counter()
     timings = dict(timings or {})
@@ -290,11 +288,4 @@ def replay(dataset: Dataset, *, k: int = 10, limit: int | None = None, warmup: i
     result["dataset"] = dataset.summary()
     result["settings"] = {"systems": [NAME], "exclude_seen": True, "partitions": 1, "workers": 1,
                           "trainer": False, "top_k": k}
-    result["environment"] = {"python": platform.python_version(), "numpy": np.__version__,
-                             "cpus": os.cpu_count(), "machine": platform.machine()}
-    timings["total_s"] = time.perf_counter() - started + timings.get("load_s", 0.0)
-    result["timings"] = timings
-    result["table"] = report.table()
-    if out is not None:
-        write_outputs(report, result, Path(out), title=f"{dataset.name} via Kafka")
-    return result
+    return finish(report, result, timings, started, out, title=f"{dataset.name} via Kafka")

@@ -147,13 +147,19 @@ def replay(dataset: Dataset, *, systems: Sequence[str] = SYSTEMS, k: int = 10, l
         "covisit_half_life_s": settings.covisit_half_life_s,
         "covisit_seeds": settings.covisit_seeds,
     }
+    return finish(report, result, timings, started, out, title=dataset.name)
+
+
+def finish(report: Report, result: dict, timings: dict[str, float], started: float,
+           out: str | Path | None, title: str) -> dict:
+    """Add what every replay report carries (environment, timings, table); write it to ``out`` if given."""
     result["environment"] = {"python": platform.python_version(), "numpy": np.__version__,
                              "cpus": os.cpu_count(), "machine": platform.machine()}
     timings["total_s"] = time.perf_counter() - started + timings.get("load_s", 0.0)
     result["timings"] = timings
     result["table"] = report.table()
     if out is not None:
-        write_outputs(report, result, Path(out), title=dataset.name)
+        write_outputs(report, result, Path(out), title=title)
     return result
 
 
