@@ -76,6 +76,3 @@ class Cooccurrence:
         best = heapq.nlargest(n + len(exclude), row.items(), key=lambda kv: kv[1])
         shift = now / self.half_life_s
         return [(b, 2.0 ** (v - shift)) for b, v in best if b not in exclude][:n]
-
-    def forget(self, item: str) -> None:
-        self.rows.pop(item, None)

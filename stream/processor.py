@@ -143,7 +143,6 @@ class StreamProcessor:
         self.store = store
         self.encode = encode
         self.recommender = Recommender(recommender_config(settings), dim)
-        self.model_version = 0
         self.outcomes: Counter[str] = Counter()
         self._item_cursor: str | None = None
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="streamrec-model")
@@ -186,15 +185,25 @@ class StreamProcessor:
     async def sync(self) -> int:
         return await self._run(self._sync)
 
+    @property
+    def model_version(self) -> int:
+        """Version of the ranker serving recommendations."""
+        return self.recommender.ranker.version
+
     def _sync(self) -> int:
         """Pull items encoded by any worker since the last sync, the shared popularity, a newer ranker."""
-        items, vectors, self._item_cursor = self.store.items_after(self._item_cursor, self.recommender.dim)
-        if items:
-            self.recommender.index.add(items, vectors)
+        added = self._sync_items()
         self.recommender.popularity.set_log(self.store.top_popularity(POPULARITY_SYNC_TOP))
         snapshot = self.store.load_snapshot(newer_than=self.model_version)
         if snapshot is not None:
             self.hot_swap(OnlineRanker.from_bytes(snapshot))
+        return added
+
+    def _sync_items(self) -> int:
+        """Pull items encoded by any worker since the last sync into the local index."""
+        items, vectors, self._item_cursor = self.store.items_after(self._item_cursor, self.recommender.dim)
+        if items:
+            self.recommender.index.add(items, vectors)
         return len(items)
 
     def hot_swap(self, ranker: OnlineRanker) -> None:
@@ -204,7 +213,6 @@ class StreamProcessor:
                       ranker.version, ranker.features, self.recommender.features)
             return
         self.recommender.ranker = ranker
-        self.model_version = ranker.version
         metrics.model_version(ranker.version)
         log.info("serving ranker version %d (%d examples learned)", ranker.version, ranker.n_learned)
 
@@ -239,7 +247,7 @@ class StreamProcessor:
         Observing also labels the list the user was shown last: those labels go to the trainer.
         """
         if any(e.item_id not in self.recommender.index for e, _ in events):
-            self._sync()  # a worker elsewhere may have encoded it since our last sync
+            self._sync_items()  # a worker elsewhere may have encoded it since our last sync
         rec = self.recommender
         states = self.store.load_users((e.user_id for e, _ in events), rec.dim, rec.config.half_lives_s)
         popularity: dict[str, float] = {}

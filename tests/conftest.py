@@ -26,14 +26,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory):
         local.stop()
 
 
-def isolated_settings(stack: LocalStack, data_root: Path, **overrides) -> Settings:
-    return stack.isolated_settings(data_root, **overrides)
-
-
 @pytest.fixture
 def make_settings(stack: LocalStack, tmp_path: Path) -> Callable[..., Settings]:
-    """Factory: ``make_settings(**overrides) -> Settings``, isolated as :func:`isolated_settings` says."""
-    return lambda **overrides: isolated_settings(stack, tmp_path, **overrides)
+    """Factory: ``make_settings(**overrides) -> Settings``, isolated as :meth:`LocalStack.isolated_settings` says."""
+    return lambda **overrides: stack.isolated_settings(tmp_path, **overrides)
 
 
 @pytest.fixture

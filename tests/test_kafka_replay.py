@@ -11,7 +11,6 @@ from model.datasets import Dataset
 from model.schema import parse_event, parse_item
 from model.synthetic import DriftingUsers, make_catalog
 from stream import kafka_replay
-from tests.conftest import isolated_settings
 
 pytestmark = pytest.mark.integration
 
@@ -39,7 +38,7 @@ def test_served_result_scores_each_event_against_the_users_previous_list(dataset
 def test_via_kafka_agrees_with_in_process(stack, tmp_path, dataset):
     from model.encoder import TextEncoder
 
-    settings = isolated_settings(stack, tmp_path, partitions=1)
+    settings = stack.isolated_settings(tmp_path, partitions=1)
     encoder = TextEncoder(device=settings.encoder_device)
     vectors = encoder.encode([item.text_for_encoder for item in dataset.items])
     local = kafka_replay.replay_served_in_process(dataset, settings, k=K, vectors=vectors)

@@ -10,7 +10,6 @@ import redis
 from model.synthetic import make_catalog
 from stream.demo import start_worker, stop_worker, wait_for
 from tests.clients import Collector, produce
-from tests.conftest import isolated_settings
 
 pytestmark = pytest.mark.integration
 
@@ -29,7 +28,7 @@ def running(stack, catalog, tmp_path_factory):
     Shared by the tests of this module (a worker takes seconds to start); each test uses its own users.
     """
     root = tmp_path_factory.mktemp("pipeline")
-    settings = isolated_settings(stack, root, half_lives_s=(300.0, 30 * 86400.0), half_life_weights=(0.7, 0.3),
+    settings = stack.isolated_settings(root, half_lives_s=(300.0, 30 * 86400.0), half_life_weights=(0.7, 0.3),
                                  snapshot_interval_s=1.0)
     worker = start_worker(settings, root / "worker.log", loglevel="info")
     trainer = start_worker(settings, root / "trainer.log", loglevel="info", command="trainer")
