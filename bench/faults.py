@@ -126,9 +126,8 @@ class Run:
     def restart(self, i: int = 0) -> None:
         self.workers[i] = start_worker(self.settings, self.logs, loglevel="info")
 
-    def time_to_next_answer(self, since: float, timeout: float = 120.0) -> float:
-        before = len(self.answers.records)
-        wait_for(lambda: len(self.answers.records) > before, timeout, "answers to resume")
+    def time_to_next_answer(self, since: float, answers_before: int, timeout: float = 120.0) -> float:
+        wait_for(lambda: len(self.answers.records) > answers_before, timeout, "answers to resume")
         return time.monotonic() - since
 
     def states(self) -> dict[str, tuple[int, np.ndarray, list]]:
@@ -186,25 +185,36 @@ def run_scenario(name: str, stack: LocalStack, root: Path, catalog, log, clean, 
             result = compare(result, clean, run, valid_ids)
             assert result.dead_lettered == expected, (result.dead_lettered, expected)
             return result
-        produce(stack.bootstrap_servers, run.settings.events_topic, log)
-        recoveries = []
-        if name == "kill":
-            for k in range(kills):
-                run.wait_count(int(len(log) * (k + 1) / (kills + 2) * rng.uniform(0.8, 1.1)))
+        # The log goes in one segment per fault plus one: each fault strikes while its
+        # segment is being answered, and the next segment is produced only after the
+        # fault, so there is always new work to measure recovery by, however fast
+        # the worker drained the segment before it.
+        faults = {"kill": kills, "redis": 1, "rebalance": 1}[name]
+        bounds = [round(len(log) * i / (faults + 1)) for i in range(faults + 2)]
+        segments = [log[a:b] for a, b in zip(bounds, bounds[1:])]
+        produce(stack.bootstrap_servers, run.settings.events_topic, segments[0])
+        recoveries, base = [], 0
+        for segment, following in zip(segments, segments[1:]):
+            # Reachable whatever happened before: every event of this segment is answered
+            # at least once after ``base`` answers had been seen.
+            run.wait_count(base + int(len(segment) * rng.uniform(0.2, 0.6)))
+            base, fault = len(run.answers.records), time.monotonic()
+            if name == "kill":
                 run.kill()
-                fault = time.monotonic()
+                produce(stack.bootstrap_servers, run.settings.events_topic, following)
                 run.restart()
-                recoveries.append(run.time_to_next_answer(fault))
-        elif name == "redis":
-            run.wait_count(len(log) // 3)
-            stack.stop_redis()
-            time.sleep(redis_down_s)
-            stack.start_redis()
-            recoveries.append(run.time_to_next_answer(time.monotonic()))
-        elif name == "rebalance":
-            run.wait_count(len(log) // 3)
-            run.kill(1)
-            recoveries.append(run.time_to_next_answer(time.monotonic()))
+            elif name == "redis":
+                stack.stop_redis()
+                produce(stack.bootstrap_servers, run.settings.events_topic, following)
+                time.sleep(redis_down_s)
+                # Recovery counts from the dependency's return; answers already under
+                # way when it stopped have landed by now.
+                base, fault = len(run.answers.records), time.monotonic()
+                stack.start_redis()
+            else:
+                run.kill(1)
+                produce(stack.bootstrap_servers, run.settings.events_topic, following)
+            recoveries.append(run.time_to_next_answer(fault, base))
         run.wait_answered(valid_ids)
         result.recovery_s = max(recoveries) if recoveries else None
         return compare(result, clean, run, valid_ids)
