@@ -70,7 +70,7 @@ async def on_items(stream):
     proc = await processor()
     async for batch in stream.take_events(settings.batch_max, within=settings.batch_wait_s):
         dead = await retrying(proc.handle_items, [as_message(e) for e in batch])
-        await send_all(dead_letters, dead)
+        await send_all((dead_letters, dead))
 
 
 @app.agent(events)
@@ -79,9 +79,7 @@ async def on_events(stream):
     proc = await processor()
     async for batch in stream.take_events(settings.batch_max, within=settings.batch_wait_s):
         recs, dead, labels = await retrying(proc.handle_events, [as_message(e) for e in batch])
-        await send_all(dead_letters, dead)
-        await send_all(recommendations, recs)
-        await send_all(feedback, labels)
+        await send_all((dead_letters, dead), (recommendations, recs), (feedback, labels))
         metrics.recommendations_sent((r.event_ts, r.ingest_ts) for r in recs)
 
 
@@ -91,8 +89,7 @@ async def on_forget(stream):
     proc = await processor()
     async for batch in stream.take_events(settings.batch_max, within=settings.batch_wait_s):
         tombstones, dead = await retrying(proc.forget_users, [as_message(e) for e in batch])
-        await send_all(dead_letters, dead)
-        await send_all(recommendations, tombstones)
+        await send_all((dead_letters, dead), (recommendations, tombstones))
 
 
 @app.timer(settings.item_sync_interval_s)

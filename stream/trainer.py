@@ -96,7 +96,7 @@ async def on_feedback(stream):
     """Labelled impressions → the ranker learns them, in order."""
     async for batch in stream.take_events(settings.batch_max, within=settings.batch_wait_s):
         dead = await retrying(_learn, [as_message(e) for e in batch])
-        await send_all(dead_letters, dead)
+        await send_all((dead_letters, dead))
 
 
 async def _learn(messages):
@@ -108,7 +108,7 @@ async def publish_snapshot():
     """Every snapshot interval: the ranker to Redis (workers hot-swap it) and to the snapshots topic."""
     data = await retrying(_snapshot)
     if data is not None:
-        await send_all(snapshots, [Outgoing(b"ranker", data)])
+        await send_all((snapshots, [Outgoing(b"ranker", data)]))
         log.info("published ranker version %d", trainer().ranker.version)
 
 
