@@ -23,6 +23,7 @@ from __future__ import annotations
 import heapq
 import math
 from collections.abc import Collection
+from operator import itemgetter
 
 
 class Cooccurrence:
@@ -73,6 +74,10 @@ class Cooccurrence:
         row = self.rows.get(item)
         if not row:
             return []
-        best = heapq.nlargest(n + len(exclude), row.items(), key=lambda kv: kv[1])
-        shift = now / self.half_life_s
-        return [(b, 2.0 ** (v - shift)) for b, v in best if b not in exclude][:n]
+        shift, out = now / self.half_life_s, []
+        for b, v in sorted(row.items(), key=itemgetter(1), reverse=True):
+            if b not in exclude:
+                out.append((b, 2.0 ** (v - shift)))
+                if len(out) == n:
+                    break
+        return out

@@ -72,7 +72,7 @@ class InterestVector:
 
     def unit_vectors(self) -> np.ndarray:
         """Each half-life's direction (rows of zeros where there is no evidence yet)."""
-        norms = np.linalg.norm(self.vectors, axis=1, keepdims=True)
+        norms = np.sqrt(np.einsum("ij,ij->i", self.vectors, self.vectors))[:, None]
         return np.divide(self.vectors, norms, out=np.zeros_like(self.vectors), where=norms > 0)
 
     @property

@@ -92,14 +92,23 @@ class DecayedPopularity:
     def _ranked_slots(self, n: int, exclude: Collection[str]) -> list[int]:
         """Slots of the ``n`` best-scored items not in ``exclude``, best first."""
         size = len(self.ids)
-        want = min(size, n + len(exclude))
-        if want == 0:
-            return []
-        scores = self.log_scores[:size]
-        idx = np.argpartition(-scores, want - 1)[:want] if want < size else np.arange(size)
-        idx = idx[np.argsort(-scores[idx], kind="stable")]
-        ids = self.ids
-        return [i for i in idx.tolist() if scores[i] > -np.inf and ids[i] not in exclude][:n]
+        scores, ids = self.log_scores[:size], self.ids
+        # Look at the best 2n first and widen only if too many of them are excluded: a
+        # user's seen items (up to hundreds) rarely all sit at the top.
+        want = min(size, 2 * n)
+        while want:
+            idx = np.argpartition(-scores, want - 1)[:want] if want < size else np.arange(size)
+            idx = idx[np.argsort(-scores[idx], kind="stable")]
+            out = []
+            for i in idx[np.isfinite(scores[idx])].tolist():
+                if ids[i] not in exclude:
+                    out.append(i)
+                    if len(out) == n:
+                        return out
+            if want >= min(size, n + len(exclude)):
+                return out
+            want = min(size, n + len(exclude), 4 * want)
+        return []
 
     def _slot(self, item_id: str) -> int:
         slot = self.slots.get(item_id)
