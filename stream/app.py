@@ -47,7 +47,8 @@ def build_processor(settings: Settings) -> StreamProcessor:
     from model.encoder import MicroBatcher, TextEncoder  # torch import: only in workers
 
     encoder = TextEncoder(device=settings.encoder_device)
-    batcher = MicroBatcher(encoder.encode, settings.encoder_batch_max, settings.encoder_wait_s,
+    batch_max = settings.encoder_batch_max or (128 if encoder.device.startswith("cuda") else 16)
+    batcher = MicroBatcher(encoder.encode, batch_max, settings.encoder_wait_s,
                            on_batch=metrics.EncoderMeter(encoder))
     log.info("encoder on %s (%s)", encoder.device, encoder.dtype)
     metrics.encoder_info(model="all-MiniLM-L6-v2", device=encoder.device,

@@ -71,7 +71,9 @@ class Settings:
     max_payload_bytes: int = 65536
     # --- the encoder
     encoder_device: str = "auto"
-    encoder_batch_max: int = 64
+    #: Most texts per forward pass; 0 picks by device: 16 on CPU (the best fixed batch there,
+    #: see bench/README.md), 128 on CUDA.
+    encoder_batch_max: int = 0
     encoder_wait_s: float = 0.005
     # --- state
     redis_prefix: str = "sr:"
