@@ -161,11 +161,13 @@ class Recommender:
         return float(self.config.type_weights[event.type])
 
     # --- learning from events
-    def observe(self, state: UserState, event: Event) -> Feedback | None:
+    def observe(self, state: UserState, event: Event, count: bool = True) -> Feedback | None:
         """Label the list last shown to the user, then fold ``event`` into their state and the global counts.
 
         An event whose ``event_id`` the user's state has seen recently (a client's retry) is
-        ignored: applying it again would count the same action twice.
+        ignored: applying it again would count the same action twice. With ``count=False``
+        the global counts (popularity, co-visitation, bundles) are left alone: the caller
+        knows they already hold this event, e.g. a batch retried after its state write failed.
         """
         if state.is_duplicate(event.event_id):
             return None
@@ -182,11 +184,12 @@ class Recommender:
             state.interests.add(vector, weight, event.ts)
             self._scene_vector(state, event.scene).add(vector, weight, event.ts)
         self.fold_pending(state)
-        self._count_pairs(state, event, weight)
+        if count:
+            self._count_pairs(state, event, weight)
+            self.popularity.observe(event.item_id, weight, event.ts)
+            self._scene_popularity(event.scene).observe(event.item_id, weight, event.ts)
         state.mark_seen(event.item_id, event.ts, event.type, self.config.max_seen)
         state.n_events += 1
-        self.popularity.observe(event.item_id, weight, event.ts)
-        self._scene_popularity(event.scene).observe(event.item_id, weight, event.ts)
         return feedback
 
     def learn(self, feedback: Feedback | None) -> None:

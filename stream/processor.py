@@ -145,6 +145,9 @@ class StreamProcessor:
         self.recommender = Recommender(recommender_config(settings), dim)
         self.outcomes: Counter[str] = Counter()
         self._item_cursor: str | None = None
+        #: Per partition, the highest offset folded into the in-process counts (co-visitation,
+        #: bundles, popularity): a batch retried after a failed state write must not count twice.
+        self._counted: dict[int, int] = {}
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="streamrec-model")
 
     async def _run(self, fn, *args):
@@ -261,9 +264,11 @@ class StreamProcessor:
                 recs = rec.recommend(state, now=event.ts, scene=event.scene, record=False)
                 results.append((event, message, recs))
                 continue
-            feedback = rec.observe(state, event)
+            counted = self._counted.get(message.partition, -1)
+            feedback = rec.observe(state, event, count=message.offset < 0 or message.offset > counted)
             if message.offset >= 0:
                 state.position = (message.partition, message.offset)
+                self._counted[message.partition] = max(counted, message.offset)
             if feedback is not None:
                 labels.append(Label.of(event, feedback))
             increment = rec.popularity.log_increment(rec.weight(event), event.ts)

@@ -15,6 +15,7 @@ import time
 import numpy as np
 import orjson
 import pytest
+import redis
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -113,3 +114,34 @@ def test_inactive_users_expire(processor):
     r = proc.store.redis
     ttls = [r.ttl(key) for key in r.scan_iter(f"{proc.store.prefix}user:*")]
     assert ttls and all(0 < t <= proc.settings.user_ttl_s for t in ttls)
+
+
+def test_a_batch_retried_after_a_failed_write_counts_once_in_memory(processor, make_settings):
+    """Redis fails as the batch's states are written: the retry must not count co-visitation twice."""
+    proc, catalog = processor
+    log = log_of(catalog, 60)
+    save, failures = proc.store.save_users, []
+
+    def fails_once(*args, **kwargs):  # the dependency failing, not the code under test
+        if not failures:
+            failures.append(1)
+            raise redis.ConnectionError("injected: connection lost during EXEC")
+        return save(*args, **kwargs)
+
+    proc.store.save_users = fails_once
+    with pytest.raises(redis.ConnectionError):
+        asyncio.run(proc.handle_events(log))
+    asyncio.run(proc.handle_events(log))  # what the agent's retry loop does
+
+    clean = StreamProcessor(proc.settings, RedisStore(proc.settings.redis_url, proc.settings.redis_prefix + "clean:"),
+                            hashed_vectors, 16)
+    asyncio.run(clean.handle_items([Message(None, orjson.dumps(i)) for i in catalog]))
+    asyncio.run(clean.handle_events(log))
+    ours, theirs = proc.recommender, clean.recommender
+    assert ours.covisit.rows == theirs.covisit.rows and ours.covisit.rows
+    assert ours.bundles.rows == theirs.bundles.rows
+    assert np.array_equal(ours.popularity.log_scores, theirs.popularity.log_scores)
+    assert {s: p.log_scores.tolist() for s, p in ours.scene_popularity.items()} == \
+        {s: p.log_scores.tolist() for s, p in theirs.scene_popularity.items()}
+    assert sum(int(n) for n, _, _ in state_digest(proc)["users"].values()) == len(log)
+    clean.close()
