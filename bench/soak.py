@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ctypes
 import json
 import os
 import resource
@@ -52,11 +53,32 @@ def rss_mb() -> float:
         return int(f.read().split()[1]) * PAGE / 2**20
 
 
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in
+                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks",
+                 "keepcost")]
+
+
+def malloc_mb() -> tuple[float, float]:
+    """(in use, free but kept) by glibc's malloc, MB: tells a leak from fragmentation; NaN off glibc."""
+    try:
+        info = ctypes.CDLL("libc.so.6").mallinfo2
+    except (OSError, AttributeError):
+        return float("nan"), float("nan")
+    info.restype = _MallInfo2
+    m = info()
+    return (m.uordblks + m.hblkhd) / 2**20, m.fordblks / 2**20
+
+
 def sizes(processor: StreamProcessor, r: redis.Redis, prefix: str) -> dict:
     rec = processor.recommender
     info = r.info("memory")
+    in_use, free = malloc_mb()
     return {
         "rss_mb": rss_mb(),
+        "malloc_in_use_mb": in_use,
+        "malloc_free_mb": free,
+        "python_blocks": sys.getallocatedblocks(),
         "redis_mb": info["used_memory"] / 2**20,
         "users": sum(1 for _ in r.scan_iter(f"{prefix}user:*", count=10_000)),
         "items": len(rec.index),
@@ -133,12 +155,14 @@ def main(argv=None) -> int:
             processor.close()
     loop.close()
 
-    print("| events | events/s | worker RSS MB | Redis used MB | users in Redis | items | popularity slots "
-          "| co-visitation rows / pairs | bundle pairs | scenes |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| events | events/s | worker RSS MB | malloc in use / free MB | Python blocks | Redis used MB "
+          "| users in Redis | items | popularity slots | co-visitation rows / pairs | bundle pairs | scenes |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for row in rows:
         eps = "-" if row["events_per_s"] != row["events_per_s"] else f"{row['events_per_s']:,.0f}"
-        print(f"| {row['events']:,} | {eps} | {row['rss_mb']:,.0f} | {row['redis_mb']:,.0f} | {row['users']:,} "
+        print(f"| {row['events']:,} | {eps} | {row['rss_mb']:,.0f} "
+              f"| {row['malloc_in_use_mb']:,.0f} / {row['malloc_free_mb']:,.0f} | {row['python_blocks']:,} "
+              f"| {row['redis_mb']:,.0f} | {row['users']:,} "
               f"| {row['items']:,} | {row['popularity_slots']:,} | {row['covisit_rows']:,} / {row['covisit_pairs']:,} "
               f"| {row['bundle_pairs']:,} | {row['scenes']} |")
     first, last = rows[1] if len(rows) > 2 else rows[0], rows[-1]
