@@ -179,14 +179,24 @@ def poisson_run(batcher: MicroBatcher, texts: list[str], rate: float | None, dur
     }
 
 
-def microbatcher(texts, rates, duration_s, max_batch, max_wait_s, device) -> list[dict]:
+def microbatcher(texts, rates, duration_s, max_batch, max_wait_s, device, best_batch: int, reps: int = 3) -> list[dict]:
     encoder = TextEncoder(device=device, batch_size=max_batch, cache_size=0)
     encoder.encode(texts[:max_batch])  # warm-up
     rows = []
     with MicroBatcher(encoder.encode, max_batch=max_batch, max_wait_s=max_wait_s) as batcher:
         for rate in tqdm(rates, desc=f"Poisson arrivals ({device})", unit="rate", leave=False):
-            r = poisson_run(batcher, texts, rate, duration_s,
-                            max_requests=int((rate or 10_000) * duration_s) + 1)
+            if rate is not None:
+                r = poisson_run(batcher, texts, rate, duration_s, max_requests=int(rate * duration_s) + 1)
+            else:
+                # Saturation against the best fixed batch, in interleaved rounds, best of each:
+                # load from other processes then hits both sides alike.
+                r, fixed = None, 0.0
+                for _ in range(reps):
+                    fixed = max(fixed, time_fn(encoder.encode, texts, best_batch, duration_s / reps, device))
+                    run = poisson_run(batcher, texts, None, duration_s / reps,
+                                      max_requests=int(10_000 * duration_s / reps) + 1)
+                    r = run if r is None or run["achieved_per_s"] > r["achieved_per_s"] else r
+                r["fixed_same_time_per_s"] = fixed
             r["device"] = device
             rows.append(r)
     return rows
@@ -230,22 +240,24 @@ def main(argv=None) -> int:
     for device, _ in devices():
         best = max(r["ours_per_s"] for r in fixed if r["device"] == device)
         best_b = max((r for r in fixed if r["device"] == device), key=lambda r: r["ours_per_s"])["batch"]
-        mb = microbatcher(texts, rates, args.duration_s, args.max_batch, args.max_wait_ms / 1000, device)
+        mb = microbatcher(texts, rates, args.duration_s, args.max_batch, args.max_wait_ms / 1000, device, best_b)
         for r in mb:
-            r["best_fixed_per_s"] = best
+            r["best_fixed_per_s"] = r.get("fixed_same_time_per_s", best)
         all_mb += mb
         print(f"\n## MicroBatcher (max_batch={args.max_batch}, max_wait={args.max_wait_ms:g} ms) under Poisson "
               f"arrivals, {device}; best fixed batch = {fmt(best)} texts/s (batch {best_b})\n")
-        print("| offered texts/s | achieved texts/s | % of best fixed | batch fill wait p50 ms | p99 ms "
+        print("| offered texts/s | achieved texts/s | % of best fixed (see target) | batch fill wait p50 ms | p99 ms "
               "| encoder busy wait p99 ms | latency p50 ms | p99 ms | mean batch | batch compute mean ms "
               "| batch compute p99 ms | target |")
         print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
         for r in mb:
             sat = r["offered_per_s"] != r["offered_per_s"]
             low = not sat and r["offered_per_s"] <= 20
-            target = "≥ 90 % of best fixed" if sat else "fill p99 < 10 ms at low load" if low else ""
+            target = (f"≥ 90 % of fixed batches of {best_b} run in the same rounds ({fmt(r['best_fixed_per_s'])}/s)"
+                      if sat else "fill p99 < 10 ms at low load" if low else "")
             print(f"| {'saturation' if sat else fmt(r['offered_per_s'])} | {fmt(r['achieved_per_s'])} "
-                  f"| {100 * r['achieved_per_s'] / best:.0f} % | {r['wait_p50_ms']:.1f} | {r['wait_p99_ms']:.1f} "
+                  f"| {100 * r['achieved_per_s'] / r['best_fixed_per_s']:.0f} % "
+                  f"| {r['wait_p50_ms']:.1f} | {r['wait_p99_ms']:.1f} "
                   f"| {r['busy_p99_ms']:.1f} "
                   f"| {r['p50_ms']:.1f} | {r['p99_ms']:.1f} "
                   f"| {r['mean_batch']:.1f} | {r['batch_compute_ms']:.1f} | {fmt(r['batch_compute_p99_ms'], '.1f')} "
@@ -253,7 +265,8 @@ def main(argv=None) -> int:
     print(f"\nload avg at the end {os.getloadavg()[0]:.2f}. "
           "latency = completion − submit. Before its batch starts a request waits for the batch to fill "
           "(≤ max_wait: what micro-batching adds, the target) and for the encoder to finish the batch before "
-          "(what any single encoder imposes at that load).")
+          "(what any single encoder imposes at that load). At saturation the % compares with fixed batches "
+          f"of {best_b} run in interleaved rounds with it, best of each.")
     if args.json:
         args.json.write_text(json.dumps({"fixed": fixed, "microbatcher": all_mb}, indent=2))
     return 0
