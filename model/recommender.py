@@ -184,7 +184,9 @@ class Recommender:
             state.interests.add(vector, weight, event.ts)
             self._scene_vector(state, event.scene).add(vector, weight, event.ts)
         self.fold_pending(state)
-        if count:
+        # Global counts take catalogue items only: ids that never become items (junk, typos,
+        # a flood of random ids) must not grow memory, which stays bounded by the catalogue.
+        if count and vector is not None:
             self._count_pairs(state, event, weight)
             self.popularity.observe(event.item_id, weight, event.ts)
             self._scene_popularity(event.scene).observe(event.item_id, weight, event.ts)
@@ -245,11 +247,14 @@ class Recommender:
 
     def _count_pairs(self, state: UserState, event: Event, weight: float) -> None:
         # Co-visitation: the user's last few items each lead to this one, nearer ones count more.
+        index = self.index
         for distance, (previous, _) in enumerate(reversed(state.recent[-3:])):
-            self.covisit.add(previous, event.item_id, weight / (1 + distance), event.ts)
+            if previous in index:
+                self.covisit.add(previous, event.item_id, weight / (1 + distance), event.ts)
         if event.type in BUNDLE_TYPES:
             for previous, kind in state.recent:
-                if kind in BUNDLE_TYPES and event.ts - state.seen.get(previous, -np.inf) <= self.config.bundle_window_s:
+                if (kind in BUNDLE_TYPES and previous in index
+                        and event.ts - state.seen.get(previous, -np.inf) <= self.config.bundle_window_s):
                     self.bundles.add_both(previous, event.item_id, weight, event.ts)
 
     def _scene_vector(self, state: UserState, scene: str) -> InterestVector:

@@ -79,6 +79,17 @@ def test_unknown_item_is_held_then_folded_in_exactly(rec):
     np.testing.assert_allclose(held.interests.vectors, direct.interests.vectors, rtol=1e-6)
 
 
+def test_ids_that_are_not_items_do_not_grow_memory(rec):
+    user = rec.new_state("junk")
+    for i in range(2000):
+        item = "c0-0" if i % 2 else f"no-such-item-{i}"  # junk interleaved with a real item
+        rec.observe(user, Event(f"j{i}", "junk", item, "purchase", T0 + i, "home"))
+    counted = set(rec.popularity.ids) | set(rec.covisit.rows) | set(rec.bundles.rows)
+    counted |= {b for row in rec.covisit.rows.values() for b in row}
+    assert counted == {"c0-0"}  # only catalogue items are counted: memory bounded by the catalogue
+    assert len(user.pending) == rec.config.max_pending and len(user.seen) <= rec.config.max_seen
+
+
 def test_config_is_checked():
     with pytest.raises(ValueError):
         RecommenderConfig(half_lives_s=(100.0, 10.0), half_life_weights=(0.5, 0.5))
