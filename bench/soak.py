@@ -14,7 +14,8 @@ by their own settings and are not what this checks.
 At every checkpoint it prints the worker's resident memory (RSS), Redis's
 ``used_memory``, the users stored and the size of every in-process structure
 that grows with traffic (items indexed, popularity slots, co-visitation and
-bundle rows, scenes, encoder cache). At the end it checks that every event was
+bundle rows and pairs, scenes), with malloc's in-use and free memory and
+Python's allocated blocks to tell live growth from fragmentation. At the end it checks that every event was
 applied exactly once (the sum of the users' event counts equals the events
 sent) and answered, and plots memory over events to ``--out``/soak.png.
 """
@@ -121,7 +122,8 @@ def main(argv=None) -> int:
         settings = stack.isolated_settings(Path(tempfile.mkdtemp(prefix="streamrec-soak-data-")), partitions=4)
         store = RedisStore(settings.redis_url, settings.redis_prefix, user_ttl_s=settings.user_ttl_s)
         encoder = TextEncoder(device=settings.encoder_device)
-        with MicroBatcher(encoder.encode, 16, settings.encoder_wait_s) as batcher:
+        with MicroBatcher(encoder.encode, settings.encoder_batch_for(encoder.device),
+                          settings.encoder_wait_s) as batcher:
             processor = StreamProcessor(settings, store, batcher.encode_async, encoder.dim)
             r = redis.Redis.from_url(settings.redis_url)
             items = [Message(i["item_id"].encode(), orjson.dumps(i)) for i in catalog]

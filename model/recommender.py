@@ -160,6 +160,14 @@ class Recommender:
     def weight(self, event: Event) -> float:
         return float(self.config.type_weights[event.type])
 
+    def counts(self, item_id: str) -> bool:
+        """Whether the global counts (popularity, co-occurrence) take ``item_id``: catalogue items only.
+
+        Ids that never become items (junk, typos, a flood of random ids) must not grow
+        memory, which stays bounded by the catalogue.
+        """
+        return item_id in self.index
+
     # --- learning from events
     def observe(self, state: UserState, event: Event, count: bool = True) -> Feedback | None:
         """Label the list last shown to the user, then fold ``event`` into their state and the global counts.
@@ -184,9 +192,7 @@ class Recommender:
             state.interests.add(vector, weight, event.ts)
             self._scene_vector(state, event.scene).add(vector, weight, event.ts)
         self.fold_pending(state)
-        # Global counts take catalogue items only: ids that never become items (junk, typos,
-        # a flood of random ids) must not grow memory, which stays bounded by the catalogue.
-        if count and vector is not None:
+        if count and self.counts(event.item_id):
             self._count_pairs(state, event, weight)
             self.popularity.observe(event.item_id, weight, event.ts)
             self._scene_popularity(event.scene).observe(event.item_id, weight, event.ts)
@@ -247,13 +253,12 @@ class Recommender:
 
     def _count_pairs(self, state: UserState, event: Event, weight: float) -> None:
         # Co-visitation: the user's last few items each lead to this one, nearer ones count more.
-        index = self.index
         for distance, (previous, _) in enumerate(reversed(state.recent[-3:])):
-            if previous in index:
+            if self.counts(previous):
                 self.covisit.add(previous, event.item_id, weight / (1 + distance), event.ts)
         if event.type in BUNDLE_TYPES:
             for previous, kind in state.recent:
-                if (kind in BUNDLE_TYPES and previous in index
+                if (kind in BUNDLE_TYPES and self.counts(previous)
                         and event.ts - state.seen.get(previous, -np.inf) <= self.config.bundle_window_s):
                     self.bundles.add_both(previous, event.item_id, weight, event.ts)
 

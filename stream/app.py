@@ -47,8 +47,7 @@ def build_processor(settings: Settings) -> StreamProcessor:
     from model.encoder import MicroBatcher, TextEncoder  # torch import: only in workers
 
     encoder = TextEncoder(device=settings.encoder_device)
-    batch_max = settings.encoder_batch_max or (128 if encoder.device.startswith("cuda") else 16)
-    batcher = MicroBatcher(encoder.encode, batch_max, settings.encoder_wait_s,
+    batcher = MicroBatcher(encoder.encode, settings.encoder_batch_for(encoder.device), settings.encoder_wait_s,
                            on_batch=metrics.EncoderMeter(encoder))
     log.info("encoder on %s (%s)", encoder.device, encoder.dtype)
     metrics.encoder_info(model="all-MiniLM-L6-v2", device=encoder.device,

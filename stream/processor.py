@@ -271,7 +271,7 @@ class StreamProcessor:
                 self._counted[message.partition] = max(counted, message.offset)
             if feedback is not None:
                 labels.append(Label.of(event, feedback))
-            if event.item_id in rec.index:  # as in the model: only catalogue items are counted
+            if rec.counts(event.item_id):  # the same items the model's own counts take
                 increment = rec.popularity.log_increment(rec.weight(event), event.ts)
                 popularity[event.item_id] = float(np.logaddexp2(popularity.get(event.item_id, -np.inf), increment))
             results.append((event, message, rec.recommend(state, now=event.ts, scene=event.scene)))

@@ -106,6 +106,10 @@ class Settings:
                 values[field.name] = _parse(field.name, raw, getattr(cls, field.name))
         return cls(**values)
 
+    def encoder_batch_for(self, device: str) -> int:
+        """Most texts per forward pass on ``device``: ``encoder_batch_max``, or by device when 0."""
+        return self.encoder_batch_max or (128 if device.startswith("cuda") else 16)
+
     @property
     def bootstrap_servers(self) -> str:
         """The broker address without the ``kafka://`` scheme, for kafka-python."""
