@@ -1,10 +1,10 @@
 """In-process events/s of the model with one recommendation per event, on MovieLens 100K.
 
 The same code path as the stream's model step (``model.recommender.Recommender``:
-``recommend`` then ``observe`` + ``learn``, through ``model.baselines.FullSystem``
+``recommend`` then ``observe`` + ``learn``, through ``model.evaluate.baselines.FullSystem``
 as the prequential replay uses it), item vectors from ``TextEncoder`` (encoded
 once, cached as .npy under /tmp). Beside it: decayed popularity only and
-co-visitation only (``model.baselines``), and the 20,000 events/s target.
+co-visitation only (``model.evaluate.baselines``), and the 20,000 events/s target.
 Then a cProfile of the full system, top functions by tottime.
 
 No Kafka, no Redis, no JSON: this is the ceiling the model puts on a worker.
@@ -31,9 +31,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from model.baselines import CoVisitation, DecayedPopular, FullSystem  # noqa: E402
 from model.datasets import load_movielens  # noqa: E402
+from model.evaluate.baselines import CoVisitation, DecayedPopular, FullSystem  # noqa: E402
 from model.recommender import Recommender  # noqa: E402
+from model.threads import limit_blas_threads  # noqa: E402
 from stream.processor import recommender_config  # noqa: E402
 from stream.settings import Settings  # noqa: E402
 
@@ -104,6 +105,7 @@ def profile(items, vectors, events, k: int, top: int) -> str:
 
 
 def main(argv=None) -> int:
+    limit_blas_threads()
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", type=Path, default=ML100K)
     p.add_argument("--events", type=int, default=20_000, help="events replayed per system (from the start)")

@@ -42,7 +42,7 @@ def load_titles(source: str, n: int, seed: int = 0) -> list[str]:
 
         texts = [item.text_for_encoder for item in load_movielens(ML100K).items]
     else:
-        from model.synthetic import make_catalog
+        from model.datasets.synthetic import make_catalog
 
         texts = [f"{i['title']}. {i['category']}. {i['text']}" for i in make_catalog(items_per_category=80)]
     rng = random.Random(seed)

@@ -39,7 +39,7 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
-from model.synthetic import DriftingUsers, make_catalog  # noqa: E402
+from model.datasets.synthetic import DriftingUsers, make_catalog  # noqa: E402
 from stream.demo import start_worker, stop_worker, wait_for  # noqa: E402
 from stream.stack import LocalStack  # noqa: E402
 from tests.clients import Collector, produce  # noqa: E402

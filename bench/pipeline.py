@@ -37,7 +37,7 @@ import orjson  # noqa: E402
 from kafka import KafkaConsumer, KafkaProducer  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from model.synthetic import DriftingUsers, make_catalog  # noqa: E402
+from model.datasets.synthetic import DriftingUsers, make_catalog  # noqa: E402
 from stream.demo import start_worker, stop_worker, wait_for  # noqa: E402
 from stream.settings import Settings  # noqa: E402
 from stream.stack import LocalStack  # noqa: E402

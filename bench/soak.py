@@ -40,8 +40,9 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
+from model.datasets.synthetic import DriftingUsers, make_catalog  # noqa: E402
 from model.encoder import MicroBatcher, TextEncoder  # noqa: E402
-from model.synthetic import DriftingUsers, make_catalog  # noqa: E402
+from model.threads import limit_blas_threads  # noqa: E402
 from stream.processor import Message, StreamProcessor  # noqa: E402
 from stream.stack import LocalStack  # noqa: E402
 from stream.store import RedisStore  # noqa: E402
@@ -101,6 +102,7 @@ def messages(events, partitions: int):
 
 
 def main(argv=None) -> int:
+    limit_blas_threads()
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--events", type=int, default=1_000_000)
     p.add_argument("--users", type=int, default=10_000)

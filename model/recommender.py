@@ -51,6 +51,7 @@ from model.interests import Impressions, InterestVector, UserState
 from model.popularity import DecayedPopularity
 from model.ranker import OnlineRanker
 from model.schema import Event, Recommended
+from model.threads import warn_if_blas_threaded
 
 PAST_TENSE = {"view": "viewed", "click": "clicked", "cart": "added to your cart", "purchase": "bought"}
 BUNDLE_TYPES = ("cart", "purchase")
@@ -136,6 +137,7 @@ class Recommender:
     """
 
     def __init__(self, config: RecommenderConfig, dim: int, ranker: OnlineRanker | None = None):
+        warn_if_blas_threaded()
         self.config = config
         self.dim = dim
         self.index = ItemIndex(dim)

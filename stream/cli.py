@@ -18,10 +18,12 @@ import os
 import sys
 from pathlib import Path
 
+from model.threads import limit_blas_threads
 from stream.settings import DEFAULT_STACK_FILE, STACK_FILE_ENV, Settings
 
 
 def main(argv: list[str] | None = None) -> int:
+    limit_blas_threads()
     parser = argparse.ArgumentParser(prog="streamrec", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 

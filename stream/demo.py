@@ -26,7 +26,7 @@ import orjson
 from kafka import KafkaConsumer, KafkaProducer
 from tqdm import tqdm
 
-from model.synthetic import DriftingUsers, make_catalog
+from model.datasets.synthetic import DriftingUsers, make_catalog
 from stream.settings import Settings
 from stream.stack import LocalStack
 from stream.topics import ensure_topics, topic_specs

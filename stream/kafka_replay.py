@@ -10,7 +10,7 @@ list sent after their event ``n``. Both runs here score that "as served" list:
   published and encoded first, then the events in the file's order; every
   recommendation is collected from the ``recommendations`` topic.
 - :func:`replay_served_in_process`: the same protocol without Kafka:
-  a :class:`~model.baselines.FullSystem` with the worker's own
+  a :class:`~model.evaluate.baselines.FullSystem` with the worker's own
   :func:`~stream.processor.recommender_config` and ``learn_ranker=False``;
   for each event in order it observes it, then asks for the user's list and
   keeps it as the one served.
@@ -19,7 +19,7 @@ Scoring: a user's first event had no list served before it and is **not
 scored** (neither are the warm-up events nor, with ``score_types``, the others).
 Every other event is scored by the rank of its item in the list served after
 the same user's previous event: HR@k, NDCG@k, MRR by
-:func:`model.evaluate.ranking_metrics`. Both runs share :func:`served_result`,
+:func:`model.evaluate.prequential.ranking_metrics`. Both runs share :func:`served_result`,
 so the per-event ranks compare one to one.
 
 Latency differs by nature: in-process it is the wall time of observe +
@@ -42,9 +42,9 @@ from pathlib import Path
 import numpy as np
 import orjson
 
-from model.baselines import FullSystem
 from model.datasets import Dataset
-from model.evaluate import Report, SystemResult, rank_of
+from model.evaluate.baselines import FullSystem
+from model.evaluate.prequential import Report, SystemResult, rank_of
 from model.recommender import Recommender
 from model.schema import Event
 from stream.settings import Settings

@@ -1,7 +1,7 @@
 """``streamrec replay``: a recorded event log, replayed in-process through the baselines and the full system.
 
 Loads a dataset (:mod:`model.datasets`), encodes every item text once with
-the same encoder the workers use, builds the systems (:mod:`model.baselines`;
+the same encoder the workers use, builds the systems (:mod:`model.evaluate.baselines`;
 the full one from the same settings as a worker), runs the prequential
 protocol (:mod:`model.evaluate`), prints the table and writes, under ``--out``:
 
@@ -14,7 +14,7 @@ and one worker process, and scored "as served" (:mod:`stream.kafka_replay`).
 
 Examples
 --------
->>> from model.synthetic import DriftingUsers, make_catalog
+>>> from model.datasets.synthetic import DriftingUsers, make_catalog
 >>> from model.datasets import Dataset
 >>> from model.schema import Event
 >>> events = [Event(**e) for e in DriftingUsers(make_catalog(3, 5), n_users=4, seed=0).events(60)]
@@ -39,10 +39,11 @@ from pathlib import Path
 import numpy as np
 import orjson
 
-from model.baselines import ContentOnly, CoVisitation, DecayedPopular, FullSystem, MostPopular, System
 from model.datasets import Dataset, RatingTypes, load_jsonl, load_movielens
-from model.evaluate import Report, prequential
+from model.evaluate.baselines import ContentOnly, CoVisitation, DecayedPopular, FullSystem, MostPopular, System
+from model.evaluate.prequential import Report, prequential
 from model.recommender import Recommender
+from model.threads import limit_blas_threads
 from stream.settings import Settings
 
 #: The systems ``--systems`` may name, in the order reports list them.
@@ -177,11 +178,11 @@ def _split_by_cost(systems: Sequence[str], jobs: int) -> list[list[str]]:
 def _replay_group(names: Sequence[str], settings: Settings, dim: int, exclude_seen: bool, dataset: Dataset,
                   vectors: np.ndarray | None, protocol: dict, progress: bool) -> tuple[Report, dict]:
     """Build ``names``, give them the catalogue, replay; in this process or in a worker process."""
+    limit_blas_threads()  # a spawned process starts without the CLI's limit
     built = build_systems(names, settings, dim, exclude_seen=exclude_seen)
     if vectors is not None:
         for system in built:
             system.fit_items(dataset.items, vectors)
-    # BLAS runs on one thread here, as everywhere in the model (see model/__init__.py).
     report = prequential(dataset.events, built, progress=progress, **protocol)
     configs = {s.name: _jsonable(s.recommender.config) for s in built if isinstance(s, FullSystem)}
     return report, configs

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from model.baselines import ContentOnly, CoVisitation, DecayedPopular, FullSystem, MostPopular, System
+from model.evaluate.baselines import ContentOnly, CoVisitation, DecayedPopular, FullSystem, MostPopular, System
 from model.recommender import Recommender, RecommenderConfig
 from model.schema import Event, Item
 

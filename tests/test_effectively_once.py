@@ -19,8 +19,8 @@ import redis
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from model.datasets.synthetic import DriftingUsers, make_catalog
 from model.schema import InvalidInput, parse_event
-from model.synthetic import DriftingUsers, make_catalog
 from stream.processor import Message, StreamProcessor
 from stream.store import RedisStore
 

@@ -9,11 +9,11 @@ import numpy as np
 import orjson
 import pytest
 
-from model.baselines import MostPopular
 from model.datasets import Dataset
-from model.evaluate import prequential, rank_of, ranking_metrics
+from model.datasets.synthetic import DriftingUsers, make_catalog
+from model.evaluate.baselines import MostPopular
+from model.evaluate.prequential import prequential, rank_of, ranking_metrics
 from model.schema import Event, parse_item
-from model.synthetic import DriftingUsers, make_catalog
 from stream.settings import Settings
 
 T0 = 1_700_000_000.0

@@ -10,7 +10,7 @@ import time
 import orjson
 import pytest
 
-from model.synthetic import make_catalog
+from model.datasets.synthetic import make_catalog
 from stream import cli
 from stream.demo import start_worker, stop_worker, wait_for
 from stream.forget import parse_request, request_body

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from model.datasets import Dataset
+from model.datasets.synthetic import DriftingUsers, make_catalog
 from model.schema import parse_event, parse_item
-from model.synthetic import DriftingUsers, make_catalog
 from stream import kafka_replay
 
 pytestmark = pytest.mark.integration

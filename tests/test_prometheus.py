@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from model.synthetic import make_catalog
+from model.datasets.synthetic import make_catalog
 from stream.demo import start_worker, stop_worker
 from stream.stack import free_port
 from tests.clients import Collector, produce

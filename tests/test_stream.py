@@ -7,7 +7,7 @@ import time
 import pytest
 import redis
 
-from model.synthetic import make_catalog
+from model.datasets.synthetic import make_catalog
 from stream.demo import start_worker, stop_worker, wait_for
 from tests.clients import Collector, produce
 

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from model.synthetic import (
+from model.datasets.synthetic import (
     CATEGORIES,
     EVENT_TYPE_PROBS,
     EVENT_TYPES,

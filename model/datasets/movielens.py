@@ -1,16 +1,11 @@
-"""Recorded datasets as streams: a catalogue of items and the events, in time order.
+"""MovieLens (GroupLens) folders as a :class:`~model.datasets.base.Dataset`.
 
-Two sources are read:
-
-- MovieLens (GroupLens) folders, in any of the three layouts GroupLens ships:
-  100K (``u.data``, ``u.item``, ``u.genre``), 1M (``ratings.dat``,
-  ``movies.dat`` with ``::``) and "latest" (``ratings.csv``, ``movies.csv``).
-  :func:`movielens_format` tells them apart by the files present. Every rating
-  becomes one event (a high rating a stronger type, see :class:`RatingTypes`);
-  an item's text for the encoder is its title plus its genre names.
-- JSON Lines in streamrec's own message schema: one file of events, one of
-  items, each line validated by :func:`model.schema.parse_event` or
-  :func:`model.schema.parse_item`.
+Any of the three layouts GroupLens ships is read: 100K (``u.data``,
+``u.item``, ``u.genre``), 1M (``ratings.dat``, ``movies.dat`` with ``::``) and
+"latest" (``ratings.csv``, ``movies.csv``). :func:`movielens_format` tells
+them apart by the files present. Every rating becomes one event (a high rating
+a stronger type, see :class:`RatingTypes`); an item's text for the encoder is
+its title plus its genre names.
 
 A bad line is counted with its reason and skipped, never fatal: a recorded log
 with a few broken lines is still worth replaying. Events are sorted by ``ts``,
@@ -36,14 +31,13 @@ Examples
 
 from __future__ import annotations
 
-import collections
 import csv
 import dataclasses
 import io
-from collections.abc import Iterator
 from pathlib import Path
 
-from model.schema import EVENT_TYPES, Event, InvalidInput, Item, parse_event, parse_item
+from model.datasets.base import Dataset, lines, read_text
+from model.schema import EVENT_TYPES, Event, Item
 
 #: The files that identify each MovieLens layout: ratings file, movies file.
 MOVIELENS_FILES = {
@@ -51,9 +45,6 @@ MOVIELENS_FILES = {
     "1m": ("ratings.dat", "movies.dat"),
     "latest": ("ratings.csv", "movies.csv"),
 }
-
-#: How many skipped lines are quoted in :attr:`Dataset.examples`; the rest are only counted.
-MAX_EXAMPLES = 10
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,57 +71,6 @@ class RatingTypes:
 
     def __call__(self, rating: float) -> str:
         return self.liked if rating >= self.liked_from else self.other
-
-
-@dataclasses.dataclass
-class Dataset:
-    """A catalogue and its events, sorted by ``ts``; unpacks as ``items, events``.
-
-    Attributes
-    ----------
-    name
-        Where it came from, e.g. ``"movielens-100k"``.
-    items
-        The catalogue, in file order.
-    events
-        The events, sorted by ``ts`` (ties keep file order).
-    skipped
-        Lines skipped, by ``"<file>: <reason>"``.
-    examples
-        The first few skipped lines as ``"<file>:<line>: <reason>"``.
-    """
-
-    name: str
-    items: list[Item]
-    events: list[Event]
-    skipped: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
-    examples: list[str] = dataclasses.field(default_factory=list)
-
-    def __iter__(self) -> Iterator:
-        # The loaders' results read as the (items, events) pair most callers want.
-        return iter((self.items, self.events))
-
-    def skip(self, file: str, line: int, reason: str) -> None:
-        """Count one bad line of ``file`` (1-based ``line``) and quote the first few."""
-        self.skipped[f"{file}: {reason}"] += 1
-        if len(self.examples) < MAX_EXAMPLES:
-            self.examples.append(f"{file}:{line}: {reason}")
-
-    def summary(self) -> dict:
-        """Sizes and time span, for reports."""
-        ts = [e.ts for e in self.events]
-        return {
-            "name": self.name,
-            "items": len(self.items),
-            "events": len(self.events),
-            "users": len({e.user_id for e in self.events}),
-            "items_in_events": len({e.item_id for e in self.events}),
-            "first_ts": min(ts, default=None),
-            "last_ts": max(ts, default=None),
-            "event_types": dict(collections.Counter(e.type for e in self.events)),
-            "skipped": dict(self.skipped),
-            "skipped_examples": list(self.examples),
-        }
 
 
 def movielens_format(path: str | Path) -> str:
@@ -201,49 +141,6 @@ def load_movielens(path: str | Path, *, rating_types: RatingTypes = RatingTypes(
     return data
 
 
-def load_jsonl(events_path: str | Path, items_path: str | Path | None = None) -> Dataset:
-    """Read events (and items) in streamrec's message schema, one JSON object per line.
-
-    Each line is validated like a message on the ``events`` or ``items``
-    topic; one that fails is counted in :attr:`Dataset.skipped` under its
-    reason. An item id seen twice keeps its last version, as on the compacted
-    topic.
-
-    Examples
-    --------
-    >>> import pathlib, tempfile
-    >>> folder = pathlib.Path(tempfile.mkdtemp())
-    >>> _ = (folder / "events.jsonl").write_text(
-    ...     '{"event_id": "e2", "user_id": "u1", "item_id": "i2", "type": "view", "ts": 1.7e9, "scene": "home"}\\n'
-    ...     '{"event_id": "e1", "user_id": "u1", "item_id": "i1", "type": "like", "ts": 1.6e9, "scene": "home"}\\n'
-    ...     'not json\\n')
-    >>> data = load_jsonl(folder / "events.jsonl")
-    >>> [e.event_id for e in data.events], dict(data.skipped)
-    (['e2'], {'events.jsonl: unknown_event_type': 1, 'events.jsonl: not_json': 1})
-    """
-    events_path = Path(events_path)
-    data = Dataset(f"jsonl-{events_path.stem}", [], [])
-    if items_path is not None:
-        items_path = Path(items_path)
-        items: dict[str, Item] = {}
-        for line, text in _lines(items_path):
-            try:
-                item = parse_item(text)
-            except InvalidInput as err:
-                data.skip(items_path.name, line, err.reason)
-                continue
-            items.pop(item.item_id, None)  # a newer version moves to the end, as it would in the log
-            items[item.item_id] = item
-        data.items = list(items.values())
-    for line, text in _lines(events_path):
-        try:
-            data.events.append(parse_event(text))
-        except InvalidInput as err:
-            data.skip(events_path.name, line, err.reason)
-    data.events.sort(key=lambda e: e.ts)
-    return data
-
-
 def _movie(movie_id: str, title: str, genres: list[str]) -> Item:
     # Movies without genres still need a category (parse_item insists on one); MovieLens
     # itself names that case "unknown".
@@ -257,34 +154,16 @@ def _pipe_genres(field: str) -> list[str]:
 def _genre_names(path: Path) -> list[str]:
     """u.genre: ``name|index`` per line, in flag order."""
     pairs = []
-    for _, line in _lines(path):
+    for _, line in lines(path):
         name, _, index = line.rpartition("|")
         pairs.append((int(index), name))
     return [name for _, name in sorted(pairs)]
 
 
-def _read_text(path: Path) -> str:
-    # 100K and 1M are latin-1, "latest" is UTF-8; latin-1 decodes any bytes, so it is the fallback.
-    raw = path.read_bytes()
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return raw.decode("latin-1")
-
-
-def _lines(path: Path) -> Iterator[tuple[int, str]]:
-    """Non-blank lines with their 1-based numbers."""
-    # Not str.splitlines(): that also breaks at \x85 and \x1c-\x1e, which latin-1 text may hold.
-    for number, line in enumerate(_read_text(path).split("\n"), start=1):
-        line = line.removesuffix("\r")
-        if line.strip():
-            yield number, line
-
-
 def _separated(path: Path, sep: str | None, n_fields: int, data: Dataset) -> list[tuple[int, list[str]]]:
     """Lines split on ``sep`` (``None``: any whitespace) that have exactly ``n_fields`` fields."""
     rows = []
-    for number, line in _lines(path):
+    for number, line in lines(path):
         # A stray trailing separator or blank is an editing slip, not a missing field.
         fields = line.split(sep) if sep is None else line.rstrip().removesuffix(sep).split(sep)
         if len(fields) != n_fields:
@@ -297,7 +176,7 @@ def _separated(path: Path, sep: str | None, n_fields: int, data: Dataset) -> lis
 def _csv_rows(path: Path, n_fields: int, data: Dataset) -> list[tuple[int, list[str]]]:
     """CSV rows after the header (quoted fields may hold commas)."""
     rows = []
-    reader = csv.reader(io.StringIO(_read_text(path), newline=""))
+    reader = csv.reader(io.StringIO(read_text(path), newline=""))
     next(reader, None)
     for fields in reader:
         number = reader.line_num

@@ -21,7 +21,7 @@ would sustain alone), and HR@k over time in windows of events.
 
 Examples
 --------
->>> from model.baselines import DecayedPopular, MostPopular
+>>> from model.evaluate.baselines import DecayedPopular, MostPopular
 >>> from model.schema import Event
 >>> items = ["a", "a", "a", "b", "b", "b", "b", "b"]   # a was the hit, then b is
 >>> events = [Event(f"e{i}", f"u{i}", item, "view", 1.7e9 + 3600 * i, "home") for i, item in enumerate(items)]
@@ -44,7 +44,7 @@ from collections.abc import Collection, Iterable, Sequence
 import numpy as np
 from tqdm import tqdm
 
-from model.baselines import System
+from model.evaluate.baselines import System
 from model.schema import Event
 
 #: Latency histogram bins in the report: log-spaced from 0.1 µs to 10 s (outliers land in the end bins).

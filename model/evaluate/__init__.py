@@ -1,0 +1,13 @@
+"""Evaluation: the baselines and the prequential protocol that compares them with the full system.
+
+Kept apart from the recommender core, as river keeps ``evaluate/`` apart from
+its models: :mod:`~model.evaluate.baselines` (the systems compared, behind one
+:class:`~model.evaluate.baselines.System` protocol) and
+:mod:`~model.evaluate.prequential` (recommend, score, then observe, per event).
+"""
+
+from model.evaluate.baselines import ContentOnly, CoVisitation, DecayedPopular, FullSystem, MostPopular, System
+from model.evaluate.prequential import Report, SystemResult, prequential, rank_of, ranking_metrics
+
+__all__ = ["CoVisitation", "ContentOnly", "DecayedPopular", "FullSystem", "MostPopular", "Report", "System",
+           "SystemResult", "prequential", "rank_of", "ranking_metrics"]
