@@ -35,7 +35,6 @@ from model.datasets import load_movielens  # noqa: E402
 from model.evaluate.baselines import CoVisitation, DecayedPopular, FullSystem  # noqa: E402
 from model.recommender import Recommender  # noqa: E402
 from model.threads import limit_blas_threads  # noqa: E402
-from stream.processor import recommender_config  # noqa: E402
 from stream.settings import Settings  # noqa: E402
 
 ML100K = Path(os.environ.get("STREAMREC_ML100K", "/work/shared/data/ml-100k"))
@@ -61,7 +60,7 @@ def item_vectors(items) -> np.ndarray:
 
 
 def full_system(items, vectors) -> FullSystem:
-    system = FullSystem(Recommender(recommender_config(Settings()), dim=vectors.shape[1]))
+    system = FullSystem(Recommender(Settings().model, dim=vectors.shape[1]))
     system.fit_items(items, vectors)
     return system
 

@@ -18,6 +18,7 @@ plus the taken item if it was not shown) before folding the event in.
 Examples
 --------
 >>> import numpy as np
+>>> from model.config import RecommenderConfig
 >>> from model.schema import Event, Item
 >>> rec = Recommender(RecommenderConfig(half_lives_s=(600.0, 86400.0), half_life_weights=(0.6, 0.4)), dim=2)
 >>> rec.index.add([Item("tea1", "Green Tea", "tea"), Item("tea2", "Oolong Tea", "tea"),
@@ -41,11 +42,12 @@ import dataclasses
 import random
 import zlib
 from collections import defaultdict
-from collections.abc import Mapping
 
 import numpy as np
 
+from model.config import RecommenderConfig
 from model.cooccurrence import Cooccurrence
+from model.features import REASONS, features_for, initial_ranker
 from model.index import ItemIndex
 from model.interests import Impressions, InterestVector, UserState
 from model.popularity import DecayedPopularity
@@ -57,52 +59,6 @@ PAST_TENSE = {"view": "viewed", "click": "clicked", "cart": "added to your cart"
 BUNDLE_TYPES = ("cart", "purchase")
 
 
-@dataclasses.dataclass(frozen=True)
-class RecommenderConfig:
-    """The model's knobs; the stream builds it from :class:`stream.settings.Settings`."""
-
-    half_lives_s: tuple[float, ...] = (300.0, 86400.0, 30 * 86400.0)
-    half_life_weights: tuple[float, ...] = (0.5, 0.3, 0.2)
-    type_weights: Mapping[str, float] = dataclasses.field(
-        default_factory=lambda: {"view": 1.0, "click": 2.0, "cart": 3.0, "purchase": 5.0})
-    popularity_half_life_s: float = 7 * 86400.0
-    covisit_half_life_s: float = 90 * 86400.0
-    bundle_half_life_s: float = 30 * 86400.0
-    #: Items bought or carted this close in time count as bought together.
-    bundle_window_s: float = 86400.0
-    k: int = 10
-    exclude_seen: bool = True
-    #: Fill the list with decayed popularity when the user's own sources run short.
-    fill_with_popular: bool = True
-    #: Which candidate sources run (a baseline is the same model with fewer).
-    sources: tuple[str, ...] = ("content", "covisit", "bundle", "popular")
-    #: How many of the user's last items seed co-visitation candidates (nearer ones weigh more).
-    covisit_seeds: int = 5
-    #: How many candidates each source proposes per request.
-    candidates_per_source: int = 30
-    #: A scene vector counts as this many events of the user's overall interest (shrinkage).
-    scene_shrinkage: float = 5.0
-    max_scenes: int = 16
-    max_seen: int = 500
-    max_pending: int = 50
-    max_neighbours: int = 100
-    #: How many of a user's latest event ids are kept to drop duplicates (client retries).
-    dedupe_window: int = 64
-    #: Candidates sampled per list as the negatives a miss is learned against.
-    negative_samples: int = 20
-    #: SGD step of the online ranker.
-    learning_rate: float = 0.02
-
-    def __post_init__(self) -> None:
-        if len(self.half_lives_s) != len(self.half_life_weights):
-            raise ValueError("half_lives_s and half_life_weights need the same length")
-        if sorted(self.half_lives_s) != list(self.half_lives_s) or min(self.half_lives_s) <= 0:
-            raise ValueError("half_lives_s must be positive and ordered short to long")
-        unknown = set(self.sources) - {"content", "covisit", "bundle", "popular"}
-        if unknown:
-            raise ValueError(f"unknown candidate sources {sorted(unknown)}")
-
-
 @dataclasses.dataclass
 class Feedback:
     """Labelled impressions from one event: what the ranker learns."""
@@ -112,15 +68,6 @@ class Feedback:
     #: Whether the item taken was in the list shown (what online HR@k counts).
     hit: bool
     model_version: int
-
-
-def feature_names(n_half_lives: int) -> list[str]:
-    return [f"cos_h{i}" for i in range(n_half_lives)] + ["cos_last",
-        "cos_scene", "covisit", "bundle", "popularity", "scene_popularity", "item_age"]
-
-
-#: Which features each reason speaks for; the group with the largest contribution explains an item.
-REASON_GROUPS = ("content", "scene", "covisit", "bundle", "popular", "new")
 
 
 class Recommender:
@@ -145,16 +92,10 @@ class Recommender:
         self.scene_popularity: dict[str, DecayedPopularity] = {}
         self.covisit = Cooccurrence(config.covisit_half_life_s, config.max_neighbours)
         self.bundles = Cooccurrence(config.bundle_half_life_s, config.max_neighbours)
-        self.features = feature_names(len(config.half_lives_s))
-        self.ranker = ranker or OnlineRanker(self.features, prior=self.prior(), learning_rate=config.learning_rate)
-        h = len(config.half_lives_s)
-        self._groups = np.array([0] * (h + 1) + [1, 2, 3, 4, 4, 5])  # feature → REASON_GROUPS index
-
-    def prior(self) -> dict[str, float]:
-        """Starting weights: similarity at each half-life by its blend weight, co-visitation, a little popularity."""
-        weights = {f"cos_h{i}": 3.0 * w for i, w in enumerate(self.config.half_life_weights)}
-        weights.update(cos_last=1.0, cos_scene=0.5, covisit=1.0, bundle=1.0, popularity=0.3, scene_popularity=0.1)
-        return weights
+        declared = features_for(config)
+        self.features = [f.name for f in declared]
+        self.ranker = ranker or initial_ranker(config)
+        self._reason_of_feature = np.array([REASONS.index(f.reason) for f in declared])
 
     def new_state(self, user_id: str) -> UserState:
         return UserState(user_id, InterestVector(self.dim, self.config.half_lives_s))
@@ -162,7 +103,7 @@ class Recommender:
     def weight(self, event: Event) -> float:
         return float(self.config.type_weights[event.type])
 
-    def counts(self, item_id: str) -> bool:
+    def in_catalogue(self, item_id: str) -> bool:
         """Whether the global counts (popularity, co-occurrence) take ``item_id``: catalogue items only.
 
         Ids that never become items (junk, typos, a flood of random ids) must not grow
@@ -194,7 +135,7 @@ class Recommender:
             state.interests.add(vector, weight, event.ts)
             self._scene_vector(state, event.scene).add(vector, weight, event.ts)
         self.fold_pending(state)
-        if count and self.counts(event.item_id):
+        if count and self.in_catalogue(event.item_id):
             self._count_pairs(state, event, weight)
             self.popularity.observe(event.item_id, weight, event.ts)
             self._scene_popularity(event.scene).observe(event.item_id, weight, event.ts)
@@ -256,11 +197,11 @@ class Recommender:
     def _count_pairs(self, state: UserState, event: Event, weight: float) -> None:
         # Co-visitation: the user's last few items each lead to this one, nearer ones count more.
         for distance, (previous, _) in enumerate(reversed(state.recent[-3:])):
-            if self.counts(previous):
+            if self.in_catalogue(previous):
                 self.covisit.add(previous, event.item_id, weight / (1 + distance), event.ts)
         if event.type in BUNDLE_TYPES:
             for previous, kind in state.recent:
-                if (kind in BUNDLE_TYPES and self.counts(previous)
+                if (kind in BUNDLE_TYPES and self.in_catalogue(previous)
                         and event.ts - state.seen.get(previous, -np.inf) <= self.config.bundle_window_s):
                     self.bundles.add_both(previous, event.item_id, weight, event.ts)
 
@@ -289,7 +230,7 @@ class Recommender:
         is shown. With ``record`` the list is remembered in the state as the
         impression the user's next event will label.
         """
-        k = self.config.k if k is None else k
+        k = self.config.top_k if k is None else k
         now = state.interests.ts if now is None else now
         if not np.isfinite(now):
             now = 0.0
@@ -348,7 +289,7 @@ class Recommender:
         if "bundle" in config.sources:
             seeds = [r for r in state.recent if r[1] in BUNDLE_TYPES][-3:]
             found.add_pairs("bundle", self._from_pairs(self.bundles, seeds, now, n, exclude), index)
-        if "popular" in config.sources or (config.fill_with_popular and found.size < config.k):
+        if "popular" in config.sources or (config.fill_with_popular and found.size < config.top_k):
             pops = [self.popularity] + ([self.scene_popularity[scene]] if scene in self.scene_popularity else [])
             for pop in pops:
                 found.add_rows([r for r in map(index.rows.get, pop.top_ids(n, exclude)) if r is not None])
@@ -370,7 +311,7 @@ class Recommender:
 
     def _feature_matrix(self, state: UserState, candidates: _Candidates, now: float, scene: str,
                         directions: np.ndarray | None = None) -> np.ndarray:
-        """One row per candidate, columns in :func:`feature_names` order."""
+        """One row per candidate, columns in :func:`model.features.features_for` order."""
         ids = candidates.ids
         directions = self._directions(state, scene) if directions is None else directions
         vectors = self.index.matrix[candidates.rows]
@@ -425,12 +366,12 @@ class Recommender:
                  X: np.ndarray, scene: str) -> list[Recommended]:
         """The ranked items, each with the reason of the feature group that contributed most to its score."""
         contributions = self.ranker.contributions(X)
-        by_group = np.zeros((len(X), len(REASON_GROUPS)))
-        np.add.at(by_group.T, self._groups, contributions.T)
+        by_group = np.zeros((len(X), len(REASONS)))
+        np.add.at(by_group.T, self._reason_of_feature, contributions.T)
         groups = np.argmax(by_group, axis=1)
         anchors = self._most_similar_recent(state, candidates.rows[order])
         return [Recommended(candidates.ids[i], float(logits[i]),
-                            *self._reason(state, candidates, i, REASON_GROUPS[g], scene, anchor))
+                            *self._reason(state, candidates, i, REASONS[g], scene, anchor))
                 for i, g, anchor in zip(order.tolist(), groups.tolist(), anchors)]
 
     def _most_similar_recent(self, state: UserState, rows: np.ndarray) -> list[tuple[str, str] | None]:

@@ -11,7 +11,7 @@ list sent after their event ``n``. Both runs here score that "as served" list:
   recommendation is collected from the ``recommendations`` topic.
 - :func:`replay_served_in_process`: the same protocol without Kafka:
   a :class:`~model.evaluate.baselines.FullSystem` with the worker's own
-  :func:`~stream.processor.recommender_config` and ``learn_ranker=False``;
+  config (``Settings.model``) and ``learn_ranker=False``;
   for each event in order it observes it, then asks for the user's list and
   keeps it as the one served.
 
@@ -93,17 +93,15 @@ def served_result(served: Served, *, k: int, warmup: int = 0,
 
 def worker_settings(settings: Settings, k: int) -> Settings:
     """What a deterministic replay needs of the worker: one partition (file order), lists of ``k``."""
-    return dataclasses.replace(settings, partitions=1, top_k=k)
+    return settings.replace(partitions=1, top_k=k)
 
 
 def replay_served_in_process(dataset: Dataset, settings: Settings, *, k: int, vectors: np.ndarray,
                              limit: int | None = None) -> Served:
     """Observe, then recommend, per event in order, with the worker's config and a ranker that never learns."""
-    from stream.processor import recommender_config
-
     settings = worker_settings(settings, k)
     events = list(dataset.events[:limit] if limit is not None else dataset.events)
-    system = FullSystem(Recommender(recommender_config(settings), vectors.shape[1]), learn_ranker=False)
+    system = FullSystem(Recommender(settings.model, vectors.shape[1]), learn_ranker=False)
     system.fit_items(dataset.items, vectors)
     lists: list[list[str] | None] = []
     latency = np.zeros(len(events), dtype=np.int64)

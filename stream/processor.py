@@ -22,7 +22,7 @@ import numpy as np
 import orjson
 
 from model.ranker import OnlineRanker
-from model.recommender import Feedback, Recommender, RecommenderConfig
+from model.recommender import Feedback, Recommender
 from model.schema import Event, InvalidInput, Item, Recommended, decode_json, parse_event, parse_item
 from stream import metrics
 from stream.forget import parse_request
@@ -55,23 +55,6 @@ class Outgoing:
     value: bytes | None
     event_ts: float | None = None
     ingest_ts: float | None = None
-
-
-def recommender_config(settings: Settings) -> RecommenderConfig:
-    return RecommenderConfig(
-        half_lives_s=settings.half_lives_s,
-        half_life_weights=settings.half_life_weights,
-        type_weights=settings.type_weight,
-        popularity_half_life_s=settings.popularity_half_life_s,
-        covisit_half_life_s=settings.covisit_half_life_s,
-        covisit_seeds=settings.covisit_seeds,
-        bundle_half_life_s=settings.bundle_half_life_s,
-        candidates_per_source=settings.candidates_per_source,
-        k=settings.top_k,
-        max_seen=settings.max_seen,
-        dedupe_window=settings.dedupe_window,
-        learning_rate=settings.learning_rate,
-    )
 
 
 def dead_letter(message: Message, error: InvalidInput, source_topic: str) -> Outgoing:
@@ -142,7 +125,7 @@ class StreamProcessor:
         self.settings = settings
         self.store = store
         self.encode = encode
-        self.recommender = Recommender(recommender_config(settings), dim)
+        self.recommender = Recommender(settings.model, dim)
         self.outcomes: Counter[str] = Counter()
         self._item_cursor: str | None = None
         #: Per partition, the highest offset folded into the in-process counts (co-visitation,
@@ -271,7 +254,7 @@ class StreamProcessor:
                 self._counted[message.partition] = max(counted, message.offset)
             if feedback is not None:
                 labels.append(Label.of(event, feedback))
-            if rec.counts(event.item_id):  # the same items the model's own counts take
+            if rec.in_catalogue(event.item_id):  # the same items the model's own counts take
                 increment = rec.popularity.log_increment(rec.weight(event), event.ts)
                 popularity[event.item_id] = float(np.logaddexp2(popularity.get(event.item_id, -np.inf), increment))
             results.append((event, message, rec.recommend(state, now=event.ts, scene=event.scene)))

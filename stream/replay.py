@@ -64,21 +64,19 @@ def build_systems(names: Sequence[str], settings: Settings, dim: int, *, exclude
     Baselines share the full system's knobs (popularity and co-visitation half-lives,
     co-visitation seeds): a lift measured against a worse-tuned baseline is not a lift.
     """
-    # The worker's own config, so the replay measures the model as it serves.
-    from stream.processor import recommender_config
-
     unknown = [n for n in names if n not in SYSTEMS]
     if unknown:
         raise ValueError(f"unknown systems {unknown}; choose from {', '.join(SYSTEMS)}")
-    popularity_half_life = settings.popularity_half_life_s
+    config = settings.model  # the worker's own config, so the replay measures the model as it serves
+    popularity_half_life = config.popularity_half_life_s
     make = {
         "popular": lambda: MostPopular(exclude_seen=exclude_seen),
         "decayed": lambda: DecayedPopular(popularity_half_life, exclude_seen=exclude_seen),
-        "covisit": lambda: CoVisitation(settings.covisit_half_life_s, n_recent=settings.covisit_seeds,
+        "covisit": lambda: CoVisitation(config.covisit_half_life_s, n_recent=config.covisit_seeds,
                                         popularity_half_life_s=popularity_half_life, exclude_seen=exclude_seen),
         "content": lambda: ContentOnly(dim, content_half_life_s, exclude_seen=exclude_seen),
         "full": lambda: FullSystem(Recommender(
-            dataclasses.replace(recommender_config(settings), exclude_seen=exclude_seen), dim)),
+            dataclasses.replace(config, exclude_seen=exclude_seen), dim)),
     }
     return [make[name]() for name in names]
 
@@ -144,9 +142,9 @@ def replay(dataset: Dataset, *, systems: Sequence[str] = SYSTEMS, k: int = 10, l
         "systems": list(systems), "exclude_seen": exclude_seen, "jobs": len(groups),
         "processes": [list(group) for group in groups],
         "recommender_configs": configs,
-        "popularity_half_life_s": settings.popularity_half_life_s,
-        "covisit_half_life_s": settings.covisit_half_life_s,
-        "covisit_seeds": settings.covisit_seeds,
+        "popularity_half_life_s": settings.model.popularity_half_life_s,
+        "covisit_half_life_s": settings.model.covisit_half_life_s,
+        "covisit_seeds": settings.model.covisit_seeds,
     }
     return finish(report, result, timings, started, out, title=dataset.name)
 

@@ -2,12 +2,19 @@
 
 Every variable is ``STREAMREC_<FIELD NAME IN UPPER CASE>``; for example
 ``STREAMREC_BROKER=kafka://kafka:9092`` or ``STREAMREC_REDIS_URL=redis://redis:6379/0``.
+The model's knobs are the fields of :class:`model.config.RecommenderConfig`,
+nested here as :attr:`Settings.model` and named the same way
+(``STREAMREC_TOP_K``, ``STREAMREC_HALF_LIVES_S=300,86400``,
+``STREAMREC_TYPE_WEIGHTS=view=1,click=2,cart=3,purchase=5``): one source for
+every knob, whoever reads it (worker, trainer, replay, benches).
 Precedence: environment, then the file written by ``streamrec stack up``
 (so a worker started after it finds the local stack), then the defaults below.
 
 >>> s = Settings.from_env({"STREAMREC_TOP_K": "5", "STREAMREC_BROKER": "kafka://h:1"})
->>> s.top_k, s.broker, s.events_topic
+>>> s.model.top_k, s.broker, s.events_topic
 (5, 'kafka://h:1', 'events')
+>>> s.replace(partitions=1, negative_samples=5).model.negative_samples
+5
 """
 
 from __future__ import annotations
@@ -18,6 +25,8 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from model.config import RecommenderConfig
 
 #: Where ``streamrec stack up`` records the addresses of the servers it started.
 STACK_FILE_ENV = "STREAMREC_STACK_FILE"
@@ -48,26 +57,9 @@ class Settings:
     # --- micro-batching in the agents
     batch_max: int = 256
     batch_wait_s: float = 0.02
-    # --- the model
-    top_k: int = 10
-    half_lives_s: tuple[float, ...] = (300.0, 86400.0, 30 * 86400.0)
-    half_life_weights: tuple[float, ...] = (0.5, 0.3, 0.2)
-    type_weights: tuple[tuple[str, float], ...] = (
-        ("view", 1.0),
-        ("click", 2.0),
-        ("cart", 3.0),
-        ("purchase", 5.0),
-    )
-    popularity_half_life_s: float = 7 * 86400.0
-    covisit_half_life_s: float = 90 * 86400.0
-    covisit_seeds: int = 5
-    bundle_half_life_s: float = 30 * 86400.0
-    candidates_per_source: int = 30
-    max_seen: int = 500
-    #: Latest event ids kept per user to drop a client's retries (0 = off).
-    dedupe_window: int = 64
-    #: SGD step of the online ranker (the trainer's).
-    learning_rate: float = 0.02
+    # --- the model: every knob of RecommenderConfig, each its own STREAMREC_<FIELD> variable
+    model: RecommenderConfig = dataclasses.field(default_factory=RecommenderConfig)
+    # --- input limits
     max_payload_bytes: int = 65536
     # --- the encoder
     encoder_device: str = "auto"
@@ -100,11 +92,21 @@ class Settings:
         if stack_file.is_file():
             stack = json.loads(stack_file.read_text())
             values.update({k: stack[k] for k in ("broker", "redis_url") if k in stack})
-        for field in dataclasses.fields(cls):
-            raw = environ.get(f"STREAMREC_{field.name.upper()}")
+        defaults = cls()
+        for name, default in _knobs(defaults):
+            raw = environ.get(_variable(name))
             if raw is not None:
-                values[field.name] = _parse(field.name, raw, getattr(cls, field.name))
-        return cls(**values)
+                values[name] = _parse(name, raw, default)
+        return defaults.replace(**values)
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with ``changes``, where a model knob (``top_k``...) goes to :attr:`model`."""
+        model_fields = {f.name for f in dataclasses.fields(RecommenderConfig)}
+        model = {k: v for k, v in changes.items() if k in model_fields}
+        own = {k: v for k, v in changes.items() if k not in model_fields}
+        if model:
+            own["model"] = dataclasses.replace(own.get("model", self.model), **model)
+        return dataclasses.replace(self, **own)
 
     def encoder_batch_for(self, device: str) -> int:
         """Most texts per forward pass on ``device``: ``encoder_batch_max``, or by device when 0."""
@@ -115,35 +117,42 @@ class Settings:
         """The broker address without the ``kafka://`` scheme, for kafka-python."""
         return ",".join(part.split("://", 1)[-1] for part in self.broker.split(";"))
 
-    @property
-    def type_weight(self) -> dict[str, float]:
-        return dict(self.type_weights)
-
     def env(self) -> dict[str, str]:
         """These settings as environment variables, to hand to a child process."""
-        out = {}
-        for field in dataclasses.fields(self):
-            value = getattr(self, field.name)
-            if field.name == "type_weights":
-                text = ",".join(f"{k}={v}" for k, v in value)
-            elif isinstance(value, tuple):
-                text = ",".join(str(v) for v in value)
-            else:
-                text = str(value)
-            out[f"STREAMREC_{field.name.upper()}"] = text
-        return out
+        return {_variable(name): _format(value) for name, value in _knobs(self)}
+
+
+def _knobs(settings: Settings) -> list[tuple[str, Any]]:
+    """Every (name, value), the model's knobs flattened in beside the others (their names never clash)."""
+    own = [(f.name, getattr(settings, f.name)) for f in dataclasses.fields(settings) if f.name != "model"]
+    model = [(f.name, getattr(settings.model, f.name)) for f in dataclasses.fields(settings.model)]
+    return own + model
+
+
+def _variable(name: str) -> str:
+    return f"STREAMREC_{name.upper()}"
+
+
+def _format(value: Any) -> str:
+    """A value as :func:`_parse` reads it back."""
+    if isinstance(value, Mapping):
+        return ",".join(f"{k}={v}" for k, v in value.items())
+    if isinstance(value, tuple):
+        return ",".join(str(v) for v in value)
+    return str(value)
 
 
 def _parse(name: str, raw: str, default: Any) -> Any:
     """Parse one environment value to the type of its default."""
     try:
-        if name == "type_weights":  # "view=1,click=2,..."
+        if isinstance(default, Mapping):  # "view=1,click=2,..."
             pairs = (part.split("=", 1) for part in raw.split(",") if part.strip())
-            return tuple((k.strip(), float(v)) for k, v in pairs)
+            return {k.strip(): float(v) for k, v in pairs}
         if isinstance(default, tuple):
-            return tuple(float(part) for part in raw.split(",") if part.strip())
+            parts = [part.strip() for part in raw.split(",") if part.strip()]
+            return tuple(parts) if default and isinstance(default[0], str) else tuple(float(p) for p in parts)
         if isinstance(default, bool):
             return raw.strip().lower() in ("1", "true", "yes", "on")
         return type(default)(raw)
     except ValueError as exc:
-        raise ValueError(f"STREAMREC_{name.upper()}={raw!r}: {exc}") from None
+        raise ValueError(f"{_variable(name)}={raw!r}: {exc}") from None

@@ -422,7 +422,7 @@ class LocalStack:
         for field in dataclasses.fields(base):
             if field.name.endswith("_topic"):
                 values[field.name] = f"{getattr(base, field.name)}-{suffix}"
-        settings = dataclasses.replace(base, **{**values, **overrides})
+        settings = base.replace(**{**values, **overrides})
         ensure_topics(settings.bootstrap_servers, topic_specs(settings))
         return settings
 

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import logging
 
+from model.features import initial_ranker
 from model.ranker import OnlineRanker
-from model.recommender import Recommender
 from model.schema import InvalidInput
 from stream import metrics
 from stream.faustapp import as_message, make_app, raw_topic, retrying, send_all, serve_metrics
-from stream.processor import Message, Outgoing, dead_letter, parse_label, recommender_config
+from stream.processor import Message, Outgoing, dead_letter, parse_label
 from stream.settings import Settings
 from stream.store import RedisStore
 
@@ -31,10 +31,10 @@ class Trainer:
     def __init__(self, settings: Settings, store: RedisStore):
         self.settings = settings
         self.store = store
-        # The recommender defines the features and the prior; the item index stays empty here.
-        fresh = Recommender(recommender_config(settings), dim=1).ranker
+        fresh = initial_ranker(settings.model)
         snapshot = store.load_snapshot()
-        self.ranker = OnlineRanker.from_bytes(snapshot, learning_rate=settings.learning_rate) if snapshot else fresh
+        self.ranker = (OnlineRanker.from_bytes(snapshot, learning_rate=settings.model.learning_rate)
+                       if snapshot else fresh)
         if self.ranker.features != fresh.features:
             log.warning("stored snapshot has other features %s: starting afresh", self.ranker.features)
             self.ranker = fresh

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from model.config import RecommenderConfig
 from model.evaluate.baselines import ContentOnly, CoVisitation, DecayedPopular, FullSystem, MostPopular, System
-from model.recommender import Recommender, RecommenderConfig
+from model.recommender import Recommender
 from model.schema import Event, Item
 
 T0 = 1_700_000_000.0

@@ -76,7 +76,7 @@ def test_every_service_has_a_pinned_image_or_a_build(services):
 
 
 def test_streamrec_variables_are_settings_the_code_reads(services):
-    known = {f"STREAMREC_{f.name.upper()}" for f in dataclasses.fields(Settings)} | {STACK_FILE_ENV}
+    known = set(Settings().env()) | {STACK_FILE_ENV}
     used = {var for service in services.values() for var in environment(service) if var.startswith("STREAMREC_")}
     assert used, "the streamrec services take their settings from the environment"
     assert used <= known, used - known

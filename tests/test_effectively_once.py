@@ -79,7 +79,7 @@ def test_a_redelivered_batch_is_answered_but_not_applied_again(processor):
 
 def test_a_retried_event_id_counts_once(processor):
     proc, catalog = processor
-    if proc.settings.dedupe_window == 0:
+    if proc.settings.model.dedupe_window == 0:
         pytest.skip("deduplication by event id is off")
     log = log_of(catalog, 30)
     retry = Message(log[5].key, log[5].value, partition=0, offset=30)  # same event, published again

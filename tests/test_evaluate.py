@@ -170,7 +170,7 @@ def test_full_system_beats_most_popular_on_drifting_users(synthetic, encoder, tm
     assert scores["full"] > scores["popular"] + 0.15, scores
     assert result["protocol"]["scored_events"] == 300 and result["protocol"]["catalogue_size"] == 40
     assert result["dataset"]["items"] == 40
-    assert result["settings"]["recommender_configs"]["full"]["k"] == Settings().top_k
+    assert result["settings"]["recommender_configs"]["full"]["top_k"] == Settings().model.top_k
     assert {p.name for p in tmp_path.iterdir()} == {"report.json", "hit_rate.png", "latency.png"}
 
 

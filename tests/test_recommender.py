@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from model.recommender import Recommender, RecommenderConfig
+from model.config import RecommenderConfig
+from model.recommender import Recommender
 from model.schema import Event, Item
 
 DIM, CATS, PER_CAT = 16, 4, 12

@@ -71,7 +71,7 @@ def test_recommendations_follow_a_users_interest_and_its_switch(running, stack, 
     got = wait_user(recs, "alice", 8)
     assert [r["event_id"] for r in got] == [f"e{n}" for n in range(8)]  # one per event, in order
     last = got[-1]
-    assert last["user_id"] == "alice" and len(last["items"]) == settings.top_k
+    assert last["user_id"] == "alice" and len(last["items"]) == settings.model.top_k
     assert on_category(last, by_id, first) >= 0.8
     assert all(i["reason"] for i in last["items"])
     assert {"model_version", "event_ts", "ingest_ts", "sent_ts"} <= set(last)

@@ -49,11 +49,13 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from model.config import RecommenderConfig
 from model.cooccurrence import Cooccurrence
+from model.features import features_for
 from model.interests import UserState
 from model.popularity import DecayedPopularity
 from model.ranker import OnlineRanker
-from model.recommender import Recommender, RecommenderConfig, feature_names
+from model.recommender import Recommender
 from model.schema import Event, Item
 
 #: Every event counts once, whatever its type, unless a system is given type weights.
@@ -266,6 +268,7 @@ class FullSystem:
     --------
     >>> import numpy as np
     >>> from model.schema import Event, Item
+    >>> from model.config import RecommenderConfig
     >>> system = FullSystem(Recommender(RecommenderConfig(), dim=2))
     >>> system.fit_items([Item("tea1", "Green Tea", "tea"), Item("tea2", "Oolong Tea", "tea"),
     ...                   Item("cof1", "Espresso", "coffee")],
@@ -331,5 +334,5 @@ class ContentOnly(FullSystem):
                  max_seen: int = 100_000):
         config = RecommenderConfig(half_lives_s=(half_life_s,), half_life_weights=(1.0,), sources=("content",),
                                    fill_with_popular=False, exclude_seen=exclude_seen, max_seen=max_seen)
-        ranker = OnlineRanker(feature_names(1), prior={"cos_h0": 1.0})
+        ranker = OnlineRanker([f.name for f in features_for(config)], prior={"cos_h0": 1.0})
         super().__init__(Recommender(config, dim, ranker=ranker), learn_ranker=False)

@@ -1,0 +1,76 @@
+"""The model's knobs, in one place.
+
+:class:`RecommenderConfig` is the single source of every knob of the
+recommender. The stream nests it in :class:`stream.settings.Settings`, which
+derives an environment variable from each field (``STREAMREC_TOP_K``,
+``STREAMREC_HALF_LIVES_S``...), so every knob is settable where the model runs;
+the replay and the benches build the same config.
+
+>>> config = RecommenderConfig(top_k=5)
+>>> config.top_k, config.half_lives_s
+(5, (300.0, 86400.0, 2592000.0))
+>>> RecommenderConfig(half_lives_s=(10.0, 1.0), half_life_weights=(0.5, 0.5))
+Traceback (most recent call last):
+...
+ValueError: half_lives_s must be positive and ordered short to long
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+
+#: The candidate sources a config may name.
+SOURCES = ("content", "covisit", "bundle", "popular")
+
+
+@dataclasses.dataclass(frozen=True)
+class RecommenderConfig:
+    """The recommender's knobs (defaults from a sweep on ml-100k's first 30,000 events where one was run)."""
+
+    #: Interest half-lives, short to long (session, day, month), and how much each counts.
+    half_lives_s: tuple[float, ...] = (300.0, 86400.0, 30 * 86400.0)
+    half_life_weights: tuple[float, ...] = (0.5, 0.3, 0.2)
+    #: Weight of each event type in interests and counts.
+    type_weights: Mapping[str, float] = dataclasses.field(
+        default_factory=lambda: {"view": 1.0, "click": 2.0, "cart": 3.0, "purchase": 5.0})
+    popularity_half_life_s: float = 7 * 86400.0
+    covisit_half_life_s: float = 90 * 86400.0
+    bundle_half_life_s: float = 30 * 86400.0
+    #: Items bought or carted this close in time count as bought together.
+    bundle_window_s: float = 86400.0
+    #: Items per recommendation list.
+    top_k: int = 10
+    exclude_seen: bool = True
+    #: Fill the list with decayed popularity when the user's own sources run short.
+    fill_with_popular: bool = True
+    #: Which candidate sources run (a baseline is the same model with fewer).
+    sources: tuple[str, ...] = SOURCES
+    #: How many of the user's last items seed co-visitation candidates (nearer ones weigh more).
+    covisit_seeds: int = 5
+    #: How many candidates each source proposes per request.
+    candidates_per_source: int = 30
+    #: A scene vector counts as this many events of the user's overall interest (shrinkage).
+    scene_shrinkage: float = 5.0
+    max_scenes: int = 16
+    #: Items remembered per user to leave them out of their lists.
+    max_seen: int = 500
+    #: Events held per user while their item has no vector yet.
+    max_pending: int = 50
+    #: Neighbours kept per item in the co-occurrence counts.
+    max_neighbours: int = 100
+    #: How many of a user's latest event ids are kept to drop duplicates (client retries; 0 = off).
+    dedupe_window: int = 64
+    #: Candidates sampled per list as the negatives a miss is learned against.
+    negative_samples: int = 20
+    #: SGD step of the online ranker.
+    learning_rate: float = 0.02
+
+    def __post_init__(self) -> None:
+        if len(self.half_lives_s) != len(self.half_life_weights):
+            raise ValueError("half_lives_s and half_life_weights need the same length")
+        if sorted(self.half_lives_s) != list(self.half_lives_s) or min(self.half_lives_s) <= 0:
+            raise ValueError("half_lives_s must be positive and ordered short to long")
+        unknown = set(self.sources) - set(SOURCES)
+        if unknown:
+            raise ValueError(f"unknown candidate sources {sorted(unknown)}")
