@@ -35,14 +35,14 @@ from pathlib import Path
 
 import numpy as np
 import orjson
-import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
 from model.datasets.synthetic import DriftingUsers, make_catalog  # noqa: E402
-from stream.demo import start_worker, stop_worker, wait_for  # noqa: E402
+from model.encoder import DIM  # noqa: E402
+from stream.harness import Collector, produce, start_worker, stop_worker, wait_for, wait_for_catalogue  # noqa: E402
 from stream.stack import LocalStack  # noqa: E402
-from tests.clients import Collector, produce  # noqa: E402
+from stream.store import RedisStore  # noqa: E402
 
 SCENARIOS = ("kill", "redis", "rebalance", "poison")
 
@@ -105,9 +105,7 @@ class Run:
         self.answers = Collector(stack.bootstrap_servers, self.settings.recommendations_topic)
         self.dead = Collector(stack.bootstrap_servers, self.settings.dlq_topic)
         produce(stack.bootstrap_servers, self.settings.items_topic, catalog, key=lambda i: i["item_id"])
-        r = redis.Redis.from_url(self.settings.redis_url)
-        wait_for(lambda: r.hlen(self.settings.redis_prefix + "item:vec") == len(catalog), 120,
-                 "the catalogue to be encoded", self.workers[0], self.logs)
+        wait_for_catalogue(self.settings, len(catalog), 120, self.workers[0], self.logs)
 
     def answered(self) -> list[str]:
         return [x["event_id"] for x in list(self.answers.records) if x is not None]
@@ -131,13 +129,13 @@ class Run:
         return time.monotonic() - since
 
     def states(self) -> dict[str, tuple[int, np.ndarray, list]]:
-        r = redis.Redis.from_url(self.settings.redis_url)
-        out = {}
-        for key in r.scan_iter(f"{self.settings.redis_prefix}user:*"):
-            f = r.hgetall(key)
-            out[key.decode().rsplit(":", 1)[-1]] = (int(f[b"n"]), np.frombuffer(f[b"v"], np.float32),
-                                                    orjson.loads(f[b"seen"]))
-        return out
+        """Per user: events applied, interest vectors and seen items, as stored."""
+        store = RedisStore(self.settings.redis_url, self.settings.redis_prefix)
+        try:
+            states = store.load_users(store.user_ids(), DIM, self.settings.model.half_lives_s)
+        finally:
+            store.close()
+        return {user: (s.n_events, s.interests.vectors, list(s.seen.items())) for user, s in states.items()}
 
     def close(self) -> None:
         self.answers.close()

@@ -19,8 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from stream.codec import Outgoing  # noqa: E402
 from stream.faustapp import make_app, raw_topic, send_all  # noqa: E402
-from stream.processor import Outgoing  # noqa: E402
 from stream.settings import Settings  # noqa: E402
 
 OUTPUT_TOPIC = "passthrough.out"

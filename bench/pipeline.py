@@ -23,7 +23,6 @@ import dataclasses
 import json
 import math
 import os
-import subprocess
 import sys
 import tempfile
 import threading
@@ -34,11 +33,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 import orjson  # noqa: E402
-from kafka import KafkaConsumer, KafkaProducer  # noqa: E402
+from kafka import KafkaProducer  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from model.datasets.synthetic import DriftingUsers, make_catalog  # noqa: E402
-from stream.demo import start_worker, stop_worker, wait_for  # noqa: E402
+from stream.harness import Collector, start_worker, stop_worker, wait_for_catalogue  # noqa: E402
 from stream.settings import Settings  # noqa: E402
 from stream.stack import LocalStack  # noqa: E402
 from stream.topics import ensure_topics, topic_specs  # noqa: E402
@@ -49,36 +48,25 @@ TARGET_EPS = 5_000
 TARGET_P99_MS = 50.0
 
 
-def start_passthrough(settings: Settings, log_path: Path) -> subprocess.Popen:
-    env = {**os.environ, **settings.env(), "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([sys.executable, str(ROOT / "bench" / "passthrough_app.py"), "worker", "-l", "warn",
-                             "--without-web"], env=env, cwd=ROOT, stdout=log_path.open("ab"),
-                            stderr=subprocess.STDOUT, start_new_session=True)
+def start_passthrough(settings: Settings, log_path: Path):
+    """The pass-through Faust agent (bench/passthrough_app.py) as a worker process."""
+    return start_worker(settings, log_path, argv=[str(ROOT / "bench" / "passthrough_app.py"), "worker", "-l", "warn",
+                                                  "--without-web"])
 
 
-class Collector(threading.Thread):
-    """The client app: records the receive time of every answer, by event id."""
+class AnswerTimes:
+    """What the client app records of every answer, by event id: when it arrived, and time in the worker."""
 
-    def __init__(self, bootstrap: str, topic: str, fetch_max_wait_ms: int):
-        super().__init__(daemon=True)
-        self.consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                      group_id=None, consumer_timeout_ms=100,
-                                      fetch_max_wait_ms=fetch_max_wait_ms)
+    def __init__(self) -> None:
         self.received: dict[str, float] = {}
         self.in_worker: dict[str, float] = {}
-        self.stop = threading.Event()
 
-    def run(self) -> None:
-        while not self.stop.is_set():
-            for record in self.consumer:
-                now = time.time()
-                if record.value is None:
-                    continue
-                body = orjson.loads(record.value)
-                self.received[body["event_id"]] = now
-                if "received_ts" in body and "sent_ts" in body:  # streamrec's own stamps (worker clock)
-                    self.in_worker[body["event_id"]] = body["sent_ts"] - body["received_ts"]
-        self.consumer.close()
+    def __call__(self, body: dict | None) -> None:
+        if body is None:
+            return
+        self.received[body["event_id"]] = time.time()
+        if "received_ts" in body and "sent_ts" in body:  # streamrec's own stamps (worker clock)
+            self.in_worker[body["event_id"]] = body["sent_ts"] - body["received_ts"]
 
 
 def produce(producer: KafkaProducer, topic: str, sim: DriftingUsers, tag: str, rate: float | None,
@@ -101,7 +89,7 @@ def produce(producer: KafkaProducer, topic: str, sim: DriftingUsers, tag: str, r
     bar.update(n - bar.n)
 
 
-def one_rate(producer, collector: Collector, topic: str, sim, tag: str, rate: float | None, n: int,
+def one_rate(producer, collector: AnswerTimes, topic: str, sim, tag: str, rate: float | None, n: int,
              drain_s: float, stall_s: float = 5.0) -> dict:
     sent: dict[str, float] = {}
     label = "burst" if rate is None else f"{rate:g}/s"
@@ -160,18 +148,14 @@ def measure(system: str, rates: list[float | None], duration_s: float, burst_n: 
                              else start_passthrough(settings, log))
             producer = KafkaProducer(bootstrap_servers=stack.bootstrap_servers, linger_ms=5)
             out_topic = settings.recommendations_topic if system == "streamrec" else PASSTHROUGH_TOPIC
-            collector = Collector(stack.bootstrap_servers, out_topic, settings.fetch_max_wait_ms)
-            collector.start()
+            collector = AnswerTimes()
+            client = Collector(stack.bootstrap_servers, out_topic, fetch_max_wait_ms=settings.fetch_max_wait_ms,
+                               on_record=collector)
             if system == "streamrec":
                 for item in catalog:
                     producer.send(settings.items_topic, key=item["item_id"].encode(), value=orjson.dumps(item))
                 producer.flush()
-                import redis
-
-                r = redis.Redis.from_url(stack.redis_url)
-                key = settings.redis_prefix + "item:vec"
-                wait_for(lambda: r.hlen(key) >= len(catalog), 180, "the catalogue to be encoded",
-                         procs[0], logs[0])
+                wait_for_catalogue(settings, len(catalog), 180, procs[0], logs[0])
             if workers > 1:
                 group = settings.app_id if system == "streamrec" else settings.app_id + "-passthrough"
                 members = wait_group(stack.bootstrap_servers, group, workers, settle_s)
@@ -192,8 +176,7 @@ def measure(system: str, rates: list[float | None], duration_s: float, burst_n: 
                 tqdm.write(f"  {system:<11} {'burst' if rate is None else f'{rate:g}/s':>8}: "
                            f"achieved {row['achieved_per_s']:,.0f}/s, p99 {fmt_ms(row['p99_ms'])} "
                            f"({row['answered']}/{row['sent']} answered)")
-            collector.stop.set()
-            collector.join(5)
+            client.close()
             producer.close()
         finally:
             for proc in procs:

@@ -43,7 +43,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script 
 from model.datasets.synthetic import DriftingUsers, make_catalog  # noqa: E402
 from model.encoder import MicroBatcher, TextEncoder  # noqa: E402
 from model.threads import limit_blas_threads  # noqa: E402
-from stream.processor import Message, StreamProcessor  # noqa: E402
+from stream.codec import Message
+from stream.processor import StreamProcessor  # noqa: E402
 from stream.stack import LocalStack  # noqa: E402
 from stream.store import RedisStore  # noqa: E402
 

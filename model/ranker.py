@@ -17,7 +17,7 @@ Examples
 >>> ranker.score_many(X).round(2)
 array([0.9, 0.1])
 >>> for _ in range(300):   # users keep taking the popular item, not the similar one
-...     ranker.learn_many(X, np.array([0, 1]))
+...     ranker.learn_rows(X, np.array([0, 1]))
 >>> bool(ranker.score_many(X)[1] > ranker.score_many(X)[0]), ranker.version > 0
 (True, True)
 """
@@ -82,8 +82,11 @@ class OnlineRanker:
         w, _ = self.weights()
         return X * w
 
-    def learn_many(self, X: np.ndarray, y: np.ndarray) -> None:
-        """Learn labelled rows (1 = taken, 0 = shown but not taken)."""
+    def learn_rows(self, X: np.ndarray, y: np.ndarray) -> None:
+        """Learn labelled rows (1 = taken, 0 = not) one SGD step each, in order (river's ``learn_one`` per row).
+
+        Not river's ``learn_many``, which takes one step on a mini-batch's mean gradient.
+        """
         names = self.features
         for row, label in zip(X.tolist(), y.tolist()):
             self.model.learn_one(dict(zip(names, row)), bool(label))

@@ -27,11 +27,11 @@ Examples
 >>> user = rec.new_state("u1")
 >>> rec.recommend(user, k=2, now=0.0)   # no history, nothing popular yet
 []
->>> rec.observe(user, Event("e1", "u1", "tea1", "click", 1.7e9, "home"))
+>>> _ = rec.observe(user, Event("e1", "u1", "tea1", "click", 1.7e9, "home"))
 >>> top = rec.recommend(user, k=1)
 >>> top[0].item_id, top[0].reason
 ('tea2', 'similar to “Green Tea” that you clicked')
->>> feedback = rec.observe(user, Event("e2", "u1", "tea2", "view", 1.7e9 + 60, "home"))
+>>> feedback = rec.observe(user, Event("e2", "u1", "tea2", "view", 1.7e9 + 60, "home")).feedback
 >>> feedback.hit, len(feedback.y)   # tea2 was shown and taken; nothing else was shown
 (True, 0)
 """
@@ -68,6 +68,17 @@ class Feedback:
     #: Whether the item taken was in the list shown (what online HR@k counts).
     hit: bool
     model_version: int
+
+
+@dataclasses.dataclass
+class Observation:
+    """What observing one event produced."""
+
+    #: The list shown before the event, labelled by it (None: nothing was shown).
+    feedback: Feedback | None
+    #: ``(item_id, log2 increment)`` the event adds to the shared decayed popularity
+    #: (None: its item is not in the catalogue, so it is not counted).
+    popularity: tuple[str, float] | None = None
 
 
 class Recommender:
@@ -112,13 +123,16 @@ class Recommender:
         return item_id in self.index
 
     # --- learning from events
-    def observe(self, state: UserState, event: Event, count: bool = True) -> Feedback | None:
+    def observe(self, state: UserState, event: Event, count: bool = True) -> Observation | None:
         """Label the list last shown to the user, then fold ``event`` into their state and the global counts.
 
-        An event whose ``event_id`` the user's state has seen recently (a client's retry) is
-        ignored: applying it again would count the same action twice. With ``count=False``
-        the global counts (popularity, co-visitation, bundles) are left alone: the caller
-        knows they already hold this event, e.g. a batch retried after its state write failed.
+        Returns the labelled impressions and the event's increment to the shared
+        popularity, or None for an event whose ``event_id`` the user's state has seen
+        recently (a client's retry): applying it again would count the same action
+        twice. With ``count=False`` this process's global counts (popularity,
+        co-visitation, bundles) are left alone, because the caller knows they already
+        hold this event (a batch retried after its state write failed); the increment
+        is returned all the same, for a shared store that did not take it.
         """
         if state.is_duplicate(event.event_id):
             return None
@@ -135,17 +149,21 @@ class Recommender:
             state.interests.add(vector, weight, event.ts)
             self._scene_vector(state, event.scene).add(vector, weight, event.ts)
         self.fold_pending(state)
-        if count and self.in_catalogue(event.item_id):
-            self._count_pairs(state, event, weight)
-            self.popularity.observe(event.item_id, weight, event.ts)
-            self._scene_popularity(event.scene).observe(event.item_id, weight, event.ts)
+        popularity = None
+        if self.in_catalogue(event.item_id):
+            popularity = (event.item_id, self.popularity.log_increment(weight, event.ts))
+            if count:
+                self._count_pairs(state, event, weight)
+                self.popularity.observe(event.item_id, weight, event.ts)
+                self._scene_popularity(event.scene).observe(event.item_id, weight, event.ts)
         state.mark_seen(event.item_id, event.ts, event.type, self.config.max_seen)
         state.n_events += 1
-        return feedback
+        return Observation(feedback, popularity)
 
     def learn(self, feedback: Feedback | None) -> None:
+        """Update the ranker from labelled impressions (what the trainer does with the feedback topic)."""
         if feedback is not None and len(feedback.y):
-            self.ranker.learn_many(feedback.X, feedback.y)
+            self.ranker.learn_rows(feedback.X, feedback.y)
 
     def fold_pending(self, state: UserState) -> None:
         """Fold in held events whose items the index now knows."""

@@ -130,24 +130,24 @@ def parse_event(payload: bytes | str | Mapping[str, Any], *, now: float | None =
                 max_bytes: int | None = None) -> Event:
     """Validate one event. ``now`` bounds how far in the future ``ts`` may be."""
     obj = decode_json(payload, max_bytes)
-    ts = _number(obj, "ts")
+    ts = require_number(obj, "ts")
     if ts < MIN_TS:
         raise InvalidInput("bad_timestamp", "ts", f"{ts} is before 1990-01-01")
     if now is not None and ts > now + MAX_FUTURE_S:
         raise InvalidInput("bad_timestamp", "ts", f"{ts} is more than a day in the future")
-    kind = _string(obj, "type")
+    kind = require_string(obj, "type")
     if kind not in EVENT_TYPES:
         raise InvalidInput("unknown_event_type", "type", f"{kind[:50]!r} not in {EVENT_TYPES}")
     query = obj.get("query")
     if query is not None:
-        query = _string(obj, "query", max_len=MAX_TEXT_LEN, allow_empty=True)
+        query = require_string(obj, "query", max_len=MAX_TEXT_LEN, allow_empty=True)
     return Event(
-        event_id=_string(obj, "event_id"),
-        user_id=_string(obj, "user_id"),
-        item_id=_string(obj, "item_id"),
+        event_id=require_string(obj, "event_id"),
+        user_id=require_string(obj, "user_id"),
+        item_id=require_string(obj, "item_id"),
         type=kind,
         ts=ts,
-        scene=_string(obj, "scene"),
+        scene=require_string(obj, "scene"),
         query=query,
     )
 
@@ -164,25 +164,26 @@ def parse_item(payload: bytes | str | Mapping[str, Any], *, max_bytes: int | Non
             raise InvalidInput("missing_field", "category", "an item needs a category or genres")
         category = genres[0]
     else:
-        category = _string(obj, "category")
+        category = require_string(obj, "category")
     price = obj.get("price")
     if price is not None:
-        price = _number(obj, "price")
+        price = require_number(obj, "price")
         if price < 0:
             raise InvalidInput("bad_value", "price", "negative")
     text = obj.get("text")
     return Item(
-        item_id=_string(obj, "item_id"),
-        title=_string(obj, "title", max_len=MAX_TEXT_LEN),
+        item_id=require_string(obj, "item_id"),
+        title=require_string(obj, "title", max_len=MAX_TEXT_LEN),
         category=category,
-        text="" if text is None else _string(obj, "text", max_len=MAX_TEXT_LEN, allow_empty=True),
+        text="" if text is None else require_string(obj, "text", max_len=MAX_TEXT_LEN, allow_empty=True),
         genres=tuple(genres),
         price=price,
     )
 
 
-def _string(obj: Mapping[str, Any], field: str, *, max_len: int = MAX_ID_LEN,
-            allow_empty: bool = False) -> str:
+def require_string(obj: Mapping[str, Any], field: str, *, max_len: int = MAX_ID_LEN,
+                   allow_empty: bool = False) -> str:
+    """``obj[field]`` as a string: present, not blank (unless ``allow_empty``), short, printable if an id."""
     if field not in obj or obj[field] is None:
         raise InvalidInput("missing_field", field)
     value = obj[field]
@@ -199,7 +200,8 @@ def _string(obj: Mapping[str, Any], field: str, *, max_len: int = MAX_ID_LEN,
     return value
 
 
-def _number(obj: Mapping[str, Any], field: str) -> float:
+def require_number(obj: Mapping[str, Any], field: str) -> float:
+    """``obj[field]`` as a finite float (a JSON number, not a bool)."""
     if field not in obj or obj[field] is None:
         raise InvalidInput("missing_field", field)
     value = obj[field]

@@ -11,22 +11,18 @@
 from __future__ import annotations
 
 import dataclasses
-import os
-import signal
 import statistics
-import subprocess
-import sys
 import tempfile
-import threading
 import time
 from collections import Counter
 from pathlib import Path
 
 import orjson
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaProducer
 from tqdm import tqdm
 
 from model.datasets.synthetic import DriftingUsers, make_catalog
+from stream.harness import Collector, start_worker, stop_worker, wait_for, wait_for_catalogue
 from stream.settings import Settings
 from stream.stack import LocalStack
 from stream.topics import ensure_topics, topic_specs
@@ -38,41 +34,12 @@ BAD_PAYLOADS = [
 ]
 
 
-def start_worker(settings: Settings, log_path: Path, loglevel: str = "warn",
-                 command: str = "worker") -> subprocess.Popen:
-    """A ``streamrec worker`` (or ``trainer``) process with ``settings`` in its environment."""
-    env = {**os.environ, **settings.env(), "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([sys.executable, "-m", "stream.cli", command, "-l", loglevel],
-                            env=env, stdout=log_path.open("ab"), stderr=subprocess.STDOUT,
-                            start_new_session=True)
-
-
-def stop_worker(proc: subprocess.Popen, timeout: float = 15.0) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def wait_for(condition, timeout: float, what: str, worker: subprocess.Popen | None = None,
-             log_path: Path | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if worker is not None and worker.poll() is not None:
-            tail = log_path.read_text()[-3000:] if log_path else ""
-            raise RuntimeError(f"the worker exited ({worker.returncode}) while waiting for {what}:\n{tail}")
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(0.2)
-
-
 @dataclasses.dataclass
 class Watch:
-    """What the client side saw."""
+    """What the client side saw: fed by the collectors' callbacks, read by :func:`report`."""
 
+    #: Item id → category, to tell whether a list follows the user's current interest.
+    category: dict[str, str]
     sent_at: dict[str, float] = dataclasses.field(default_factory=dict)
     interest_at: dict[str, str] = dataclasses.field(default_factory=dict)
     latencies_ms: list[float] = dataclasses.field(default_factory=list)
@@ -80,11 +47,40 @@ class Watch:
     stages_ms: list[tuple[float, float, float]] = dataclasses.field(default_factory=list)
     on_interest: list[float] = dataclasses.field(default_factory=list)
     received: int = 0
-    #: (event index, model version) of each recommendation, to show the ranker being swapped in.
+    #: The model version of each recommendation, to show the ranker being swapped in.
     versions: list[int] = dataclasses.field(default_factory=list)
     #: Items recommended after each event, and every event as published (user, event id, item).
     rec_items: dict[str, set[str]] = dataclasses.field(default_factory=dict)
     published: list[tuple[str, str, str]] = dataclasses.field(default_factory=list)
+    dead: Counter = dataclasses.field(default_factory=Counter)
+    last_print: float = 0.0
+
+    def on_recommendation(self, body: dict | None) -> None:
+        if body is None:  # a tombstone: some user was forgotten
+            return
+        now = time.time()
+        self.received += 1
+        self.versions.append(body["model_version"])
+        event_id = body["event_id"]
+        if event_id in self.sent_at:
+            sent = self.sent_at[event_id]
+            self.latencies_ms.append((now - sent) * 1000)
+            self.stages_ms.append(((body["received_ts"] - sent) * 1000, (body["sent_ts"] - body["received_ts"]) * 1000,
+                                   (now - body["sent_ts"]) * 1000))
+        truth = self.interest_at.get(event_id)
+        items = body["items"]
+        self.rec_items[event_id] = {i["item_id"] for i in items}
+        if truth and items:
+            self.on_interest.append(sum(self.category[i["item_id"]] == truth for i in items) / len(items))
+        if now - self.last_print > 1.0 and items:
+            self.last_print = now
+            tqdm.write(f"{body['user_id']} (now into {truth}) after {event_id}:")
+            for i in items[:3]:
+                tqdm.write(f"    {i['title'][:40]:<40} {self.category[i['item_id']][:18]:<18} {i['reason']}")
+
+    def on_dead_letter(self, body: dict) -> None:
+        self.dead[body["reason"]] += 1
+        tqdm.write(f"  DLQ  {body['reason']:<20} {body['error'][:60]!r}")
 
     def next_item_hits(self) -> list[bool]:
         """For each event after a user's first: was its item in the list sent after their previous one?"""
@@ -95,7 +91,6 @@ class Watch:
                 hits.append(item in self.rec_items[previous[user]])
             previous[user] = event_id
         return hits
-    dead: Counter = dataclasses.field(default_factory=Counter)
 
 
 def run_demo(users: int = 40, events: int = 3000, rate: float = 200.0, seed: int = 0) -> int:
@@ -116,25 +111,19 @@ def run_demo(users: int = 40, events: int = 3000, rate: float = 200.0, seed: int
         worker = start_worker(settings, worker_log)
         trainer = start_worker(settings, workdir / "trainer.log", command="trainer")
         producer = KafkaProducer(bootstrap_servers=stack.bootstrap_servers, linger_ms=5)
-        watch = Watch()
-        stop = threading.Event()
-        client = threading.Thread(target=watch_recommendations,
-                                  args=(settings, stack.bootstrap_servers, watch, category, stop), daemon=True)
-        client.start()
+        watch = Watch(category)
+        # The client app: subscribed to recommendations and the DLQ, printing a sample live.
+        clients = [Collector(stack.bootstrap_servers, settings.recommendations_topic,
+                             fetch_max_wait_ms=settings.fetch_max_wait_ms, on_record=watch.on_recommendation),
+                   Collector(stack.bootstrap_servers, settings.dlq_topic,
+                             fetch_max_wait_ms=settings.fetch_max_wait_ms, on_record=watch.on_dead_letter)]
         try:
             for item in catalog:
                 producer.send(settings.items_topic, key=item["item_id"].encode(), value=orjson.dumps(item))
             producer.flush()
-            import redis
-
-            r = redis.Redis.from_url(stack.redis_url)
-            vec_key = settings.redis_prefix + "item:vec"
             with tqdm(total=len(catalog), desc="worker encoding catalogue", unit="item", mininterval=0.5) as bar:
-                def encoded() -> bool:
-                    bar.update(r.hlen(vec_key) - bar.n)
-                    return bar.n >= len(catalog)
-
-                wait_for(encoded, 90, "the catalogue to be encoded", worker, worker_log)
+                wait_for_catalogue(settings, len(catalog), 90, worker, worker_log,
+                                   progress=lambda n: bar.update(n - bar.n))
 
             sim = DriftingUsers(catalog, n_users=users, seed=seed, mean_gap_s=5.0,
                                 start_ts=time.time() - events * 5.0)
@@ -156,50 +145,13 @@ def run_demo(users: int = 40, events: int = 3000, rate: float = 200.0, seed: int
                      60, "every recommendation", worker, worker_log)
             total_s = time.monotonic() - t0
         finally:
-            stop.set()
-            client.join(10)
+            for client in clients:
+                client.close()
             producer.close()
             stop_worker(worker)
             stop_worker(trainer)
     report(watch, events, produce_s, total_s, n_categories, time.monotonic() - started)
     return 0
-
-
-def watch_recommendations(settings: Settings, bootstrap: str, watch: Watch, category: dict[str, str],
-                          stop: threading.Event) -> None:
-    """The client app: subscribe to recommendations and the DLQ, print a sample live."""
-    consumer = KafkaConsumer(settings.recommendations_topic, settings.dlq_topic, bootstrap_servers=bootstrap,
-                             auto_offset_reset="earliest", group_id=None, consumer_timeout_ms=200,
-                             fetch_max_wait_ms=settings.fetch_max_wait_ms)
-    last_print = 0.0
-    while not stop.is_set():
-        for record in consumer:
-            now = time.time()
-            body = orjson.loads(record.value)
-            if record.topic == settings.dlq_topic:
-                watch.dead[body["reason"]] += 1
-                tqdm.write(f"  DLQ  {body['reason']:<20} {body['error'][:60]!r}")
-                continue
-            watch.received += 1
-            watch.versions.append(body["model_version"])
-            event_id = body["event_id"]
-            if event_id in watch.sent_at:
-                sent = watch.sent_at[event_id]
-                watch.latencies_ms.append((now - sent) * 1000)
-                watch.stages_ms.append(((body["received_ts"] - sent) * 1000,
-                                        (body["sent_ts"] - body["received_ts"]) * 1000,
-                                        (now - body["sent_ts"]) * 1000))
-            truth = watch.interest_at.get(event_id)
-            items = body["items"]
-            watch.rec_items[event_id] = {i["item_id"] for i in items}
-            if truth and items:
-                watch.on_interest.append(sum(category[i["item_id"]] == truth for i in items) / len(items))
-            if now - last_print > 1.0 and items:
-                last_print = now
-                tqdm.write(f"{body['user_id']} (now into {truth}) after {event_id}:")
-                for i in items[:3]:
-                    tqdm.write(f"    {i['title'][:40]:<40} {category[i['item_id']][:18]:<18} {i['reason']}")
-    consumer.close()
 
 
 def report(watch: Watch, events: int, produce_s: float, total_s: float, n_categories: int,

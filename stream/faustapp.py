@@ -16,7 +16,7 @@ import redis
 from aiokafka.errors import KafkaError
 
 from stream import metrics, transport
-from stream.processor import Message, Outgoing
+from stream.codec import Message, Outgoing
 from stream.settings import Settings
 
 log = logging.getLogger("streamrec")

@@ -47,7 +47,11 @@ from model.evaluate.baselines import FullSystem
 from model.evaluate.prequential import Report, SystemResult, rank_of
 from model.recommender import Recommender
 from model.schema import Event
+from stream.harness import Collector, start_worker, stop_worker, wait_for, wait_for_catalogue
+from stream.report import finish
 from stream.settings import Settings
+from stream.stack import LocalStack
+from stream.topics import ensure_topics, topic_specs
 
 #: The name of the one system a via-Kafka replay reports.
 NAME = "full"
@@ -127,8 +131,6 @@ def replay_via_kafka(dataset: Dataset, settings: Settings | None = None, *, k: i
     topics are created if missing; they should be new or empty, and the redis
     prefix unused).
     """
-    from stream.stack import LocalStack
-
     workdir = Path(tempfile.mkdtemp(prefix="streamrec-kafka-replay-") if workdir is None else workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     if settings is not None:
@@ -141,12 +143,8 @@ def replay_via_kafka(dataset: Dataset, settings: Settings | None = None, *, k: i
 
 def _run_pipeline(dataset: Dataset, settings: Settings, limit: int | None, workdir: Path, timeout_s: float,
                   progress: bool) -> Served:
-    import redis
-    from kafka import KafkaConsumer, KafkaProducer
+    from kafka import KafkaProducer
     from tqdm import tqdm
-
-    from stream.demo import start_worker, stop_worker, wait_for
-    from stream.topics import ensure_topics, topic_specs
 
     assert settings.partitions == 1, "one partition, or the worker may see events out of the file's order"
     events = list(dataset.events[:limit] if limit is not None else dataset.events)
@@ -157,17 +155,14 @@ def _run_pipeline(dataset: Dataset, settings: Settings, limit: int | None, workd
     t = time.perf_counter()
     worker = start_worker(settings, log_path)  # and no trainer: the ranker keeps its prior weights
     producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
-    consumer = KafkaConsumer(settings.recommendations_topic, settings.dlq_topic, bootstrap_servers=bootstrap,
-                             auto_offset_reset="earliest", group_id=None, fetch_max_wait_ms=10,
-                             consumer_timeout_ms=100)
-    r = redis.Redis.from_url(settings.redis_url)
+    answers = Collector(bootstrap, settings.recommendations_topic)
+    dead = Collector(bootstrap, settings.dlq_topic)
     try:
         items = list({item.item_id: item for item in dataset.items}.values())
         for item in items:
             producer.send(settings.items_topic, key=item.item_id.encode(), value=orjson.dumps(item.to_dict()))
         producer.flush()
-        vec_key = settings.redis_prefix + "item:vec"
-        wait_for(lambda: r.hlen(vec_key) >= len(items), timeout_s, "the catalogue to be encoded", worker, log_path)
+        wait_for_catalogue(settings, len(items), timeout_s, worker, log_path)
         timings["start_and_encode_s"] = time.perf_counter() - t
 
         t = time.perf_counter()
@@ -178,35 +173,21 @@ def _run_pipeline(dataset: Dataset, settings: Settings, limit: int | None, workd
         producer.flush()
         timings["publish_s"] = time.perf_counter() - t
 
-        bodies: list[dict] = []
-        received_at: list[float] = []
-        dead: list[dict] = []
-        deadline = time.monotonic() + timeout_s
         with tqdm(total=len(events), desc="recommendations", unit="event", disable=not progress,
                   mininterval=0.5) as bar:
-            while len(bodies) + len(dead) < len(events):
-                if worker.poll() is not None:
-                    raise RuntimeError(f"the worker exited ({worker.returncode}):\n{log_path.read_text()[-3000:]}")
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"{len(bodies)} recommendations and {len(dead)} dead letters "
-                                       f"of {len(events)} events after {timeout_s:.0f} s")
-                for record in consumer:
-                    if record.value is None:
-                        continue
-                    body = orjson.loads(record.value)
-                    if record.topic == settings.dlq_topic:
-                        dead.append(body)
-                    else:
-                        bodies.append(body)
-                        received_at.append(time.time())
-                    bar.update(1)
+            def answered() -> bool:  # (a disabled bar counts nothing: count here)
+                done = len(answers.records) + len(dead.records)
+                bar.update(done - bar.n)
+                return done >= len(events)
+
+            wait_for(answered, timeout_s, f"{len(events)} recommendations or dead letters", worker, log_path)
         timings["events_s"] = time.perf_counter() - t
     finally:
-        consumer.close()
+        answers.close()
+        dead.close()
         producer.close()
-        r.close()
         stop_worker(worker)
-    return _match(events, bodies, received_at, sent_at, dead, timings)
+    return _match(events, answers.records, answers.received_at, sent_at, dead.records, timings)
 
 
 def _match(events: Sequence[Event], bodies: list[dict], received_at: list[float], sent_at: np.ndarray,
@@ -264,8 +245,6 @@ def replay(dataset: Dataset, *, k: int = 10, limit: int | None = None, warmup: i
 
     ``settings`` None: a local stack is started (see :func:`replay_via_kafka`).
     """
-
-    from stream.replay import finish
 
     started = time.perf_counter()
     timings = dict(timings or {})

@@ -10,8 +10,7 @@ threads at once.
 from __future__ import annotations
 
 import asyncio
-import base64
-import dataclasses
+import functools
 import logging
 import time
 from collections import Counter
@@ -19,13 +18,19 @@ from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-import orjson
 
 from model.ranker import OnlineRanker
-from model.recommender import Feedback, Recommender
-from model.schema import Event, InvalidInput, Item, Recommended, decode_json, parse_event, parse_item
+from model.recommender import Recommender
+from model.schema import Event, Item, parse_event, parse_item
 from stream import metrics
-from stream.forget import parse_request
+from stream.codec import (
+    Message,
+    Outgoing,
+    decode_all,
+    decode_forget,
+    encode_feedback,
+    encode_recommendation,
+)
 from stream.settings import Settings
 from stream.store import RedisStore, text_digest
 
@@ -33,76 +38,6 @@ log = logging.getLogger(__name__)
 
 #: How many of the most popular items each worker re-reads from the shared store per sync.
 POPULARITY_SYNC_TOP = 2000
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Message:
-    """A raw record as consumed, with where it came from."""
-
-    key: bytes | None
-    value: bytes | None
-    partition: int = 0
-    offset: int = -1
-    timestamp: float = 0.0
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Outgoing:
-    """A record to send. A recommendation carries its event's timestamps, for the latency metrics."""
-
-    key: bytes
-    #: None is a tombstone.
-    value: bytes | None
-    event_ts: float | None = None
-    ingest_ts: float | None = None
-
-
-def dead_letter(message: Message, error: InvalidInput, source_topic: str) -> Outgoing:
-    """The DLQ record: the reason, and the original payload byte for byte."""
-    raw = message.value or b""
-    try:
-        payload, encoding = raw.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError:
-        payload, encoding = base64.b64encode(raw).decode(), "base64"
-    body = {
-        "reason": error.reason,
-        "field": error.field,
-        "error": str(error),
-        "topic": source_topic,
-        "partition": message.partition,
-        "offset": message.offset,
-        "payload": payload,
-        "payload_encoding": encoding,
-        "dead_lettered_ts": time.time(),
-    }
-    return Outgoing(message.key or b"", orjson.dumps(body))
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Label:
-    """One event's labelled impressions, as sent to the trainer on the feedback topic."""
-
-    hit: bool
-    outgoing: Outgoing
-
-    @classmethod
-    def of(cls, event: Event, feedback: Feedback) -> Label:
-        body = {"user_id": event.user_id, "event_id": event.event_id, "hit": feedback.hit,
-                "model_version": feedback.model_version, "X": feedback.X.tolist(), "y": feedback.y.tolist()}
-        return cls(feedback.hit, Outgoing(event.user_id.encode(), orjson.dumps(body)))
-
-
-def parse_label(payload: bytes, n_features: int) -> tuple[np.ndarray, np.ndarray]:
-    """The (X, y) of a feedback record, checked against the ranker's feature count."""
-    body = decode_json(payload)
-    try:
-        X = np.asarray(body["X"], dtype=np.float64).reshape(-1, n_features)
-        y = np.asarray(body["y"], dtype=np.float64)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise InvalidInput("bad_feedback", detail=str(exc)[:200]) from None
-    if len(X) != len(y) or not np.isfinite(X).all() or not set(np.unique(y)) <= {0.0, 1.0}:
-        raise InvalidInput("bad_feedback", detail="X and y disagree, or values are not finite / not 0-1")
-    return X, y
 
 
 class StreamProcessor:
@@ -142,22 +77,18 @@ class StreamProcessor:
     # --- items
     async def handle_items(self, messages: Sequence[Message]) -> list[Outgoing]:
         """Validate, encode what is new or changed (one batched call), store; returns dead letters."""
-        items, dead, reasons = [], [], []
-        for message in messages:
-            try:
-                items.append(parse_item(message.value, max_bytes=self.settings.max_payload_bytes))
-            except InvalidInput as err:
-                dead.append(dead_letter(message, err, self.settings.items_topic))
-                reasons.append(err.reason)
+        decoded = decode_all(messages, functools.partial(parse_item, max_bytes=self.settings.max_payload_bytes),
+                             self.settings.items_topic)
+        items = [item for item, _ in decoded.values]
         latest = {item.item_id: item for item in items}  # compacted topic semantics: last one wins
         stale = await self._run(self._needs_encoding, list(latest.values()))
         if stale:
             vectors = await self.encode([item.text_for_encoder for item in stale])
             await self._run(self._index_items, stale, vectors)
-        self._tally("items", len(messages), reasons)
+        self._tally("items", len(messages), decoded.reasons)
         self.outcomes["items:ok"] += len(items)
         metrics.items_processed(len(items))
-        return dead
+        return decoded.dead
 
     def _needs_encoding(self, items: list[Item]) -> list[Item]:
         digests = self.store.item_digests([i.item_id for i in items])
@@ -209,25 +140,20 @@ class StreamProcessor:
 
     def _handle_events(self, messages: Sequence[Message]) -> tuple[list[Outgoing], list[Outgoing], list[Outgoing]]:
         received = time.time()
-        events: list[tuple[Event, Message]] = []
-        dead: list[Outgoing] = []
-        reasons: list[str] = []
-        for message in messages:
-            try:
-                event = parse_event(message.value, now=received, max_bytes=self.settings.max_payload_bytes)
-                events.append((event, message))
-            except InvalidInput as err:
-                dead.append(dead_letter(message, err, self.settings.events_topic))
-                reasons.append(err.reason)
+        decoded = decode_all(messages, functools.partial(parse_event, now=received,
+                                                         max_bytes=self.settings.max_payload_bytes),
+                             self.settings.events_topic)
+        events = decoded.values
         out, labels = self._recommend(events, received) if events else ([], [])
-        self._tally("events", len(messages), reasons)
+        self._tally("events", len(messages), decoded.reasons)
         self.outcomes["events:ok"] += len(events)
         metrics.events_processed(event.type for event, _ in events)
-        for label in labels:
-            metrics.observe_feedback(label.hit)
-        return out, dead, [label.outgoing for label in labels]
+        for hit, _ in labels:
+            metrics.observe_feedback(hit)
+        return out, decoded.dead, [label for _, label in labels]
 
-    def _recommend(self, events: list[tuple[Event, Message]], received: float) -> tuple[list[Outgoing], list[Label]]:
+    def _recommend(self, events: list[tuple[Event, Message]],
+                   received: float) -> tuple[list[Outgoing], list[tuple[bool, Outgoing]]]:
         """Observe each event into its user's state, in order, and answer each with a recommendation.
 
         Observing also labels the list the user was shown last: those labels go to the trainer.
@@ -248,19 +174,24 @@ class StreamProcessor:
                 results.append((event, message, recs))
                 continue
             counted = self._counted.get(message.partition, -1)
-            feedback = rec.observe(state, event, count=message.offset < 0 or message.offset > counted)
+            observation = rec.observe(state, event, count=message.offset < 0 or message.offset > counted)
             if message.offset >= 0:
                 state.position = (message.partition, message.offset)
                 self._counted[message.partition] = max(counted, message.offset)
-            if feedback is not None:
-                labels.append(Label.of(event, feedback))
-            if rec.in_catalogue(event.item_id):  # the same items the model's own counts take
-                increment = rec.popularity.log_increment(rec.weight(event), event.ts)
-                popularity[event.item_id] = float(np.logaddexp2(popularity.get(event.item_id, -np.inf), increment))
+            if observation.feedback is not None:
+                feedback = observation.feedback
+                labels.append((feedback.hit, Outgoing(event.user_id.encode(), encode_feedback(event, feedback))))
+            if observation.popularity is not None:
+                item_id, increment = observation.popularity
+                popularity[item_id] = float(np.logaddexp2(popularity.get(item_id, -np.inf), increment))
             results.append((event, message, rec.recommend(state, now=event.ts, scene=event.scene)))
         self.store.save_users(states.values(), popularity)  # one MULTI/EXEC: all of the batch or none
         sent = time.time()
-        return [Outgoing(event.user_id.encode(), self._recommendation(event, message, items, received, sent),
+        titles, version = rec.index.items, self.model_version
+        return [Outgoing(event.user_id.encode(),
+                         encode_recommendation(event, items, titles, model_version=version,
+                                               ingest_ts=message.timestamp or received, received_ts=received,
+                                               sent_ts=sent),
                          event_ts=event.ts, ingest_ts=message.timestamp or received)
                 for event, message, items in results], labels
 
@@ -281,34 +212,13 @@ class StreamProcessor:
         return await self._run(self._forget_users, messages)
 
     def _forget_users(self, messages: Sequence[Message]) -> tuple[list[Outgoing], list[Outgoing]]:
-        users: dict[str, None] = {}
-        dead: list[Outgoing] = []
-        reasons: list[str] = []
-        for message in messages:
-            try:
-                users[parse_request(message.value, max_bytes=self.settings.max_payload_bytes)] = None
-            except InvalidInput as err:
-                dead.append(dead_letter(message, err, self.settings.forget_topic))
-                reasons.append(err.reason)
+        decoded = decode_all(messages, functools.partial(decode_forget, max_bytes=self.settings.max_payload_bytes),
+                             self.settings.forget_topic)
+        users = dict.fromkeys(user_id for user_id, _ in decoded.values)
         for user_id in users:
             self.store.forget_user(user_id)
         if users:
             log.info("forgot %d user(s)", len(users))  # not who: the log would be a trace of them
-        self._tally("forget", len(messages), reasons)
+        self._tally("forget", len(messages), decoded.reasons)
         metrics.users_forgotten(len(users))
-        return [Outgoing(user_id.encode(), None) for user_id in users], dead
-
-    def _recommendation(self, event: Event, message: Message, items: list[Recommended],
-                        received: float, sent: float) -> bytes:
-        catalog = self.recommender.index.items
-        return orjson.dumps({
-            "user_id": event.user_id,
-            "event_id": event.event_id,
-            "scene": event.scene,
-            "model_version": self.model_version,
-            "event_ts": event.ts,
-            "ingest_ts": message.timestamp or received,
-            "received_ts": received,
-            "sent_ts": sent,
-            "items": [dict(r.to_dict(), title=catalog[r.item_id].title) for r in items],
-        })
+        return [Outgoing(user_id.encode(), None) for user_id in users], decoded.dead

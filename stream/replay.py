@@ -1,16 +1,12 @@
 """``streamrec replay``: a recorded event log, replayed in-process through the baselines and the full system.
 
-Loads a dataset (:mod:`model.datasets`), encodes every item text once with
-the same encoder the workers use, builds the systems (:mod:`model.evaluate.baselines`;
-the full one from the same settings as a worker), runs the prequential
-protocol (:mod:`model.evaluate`), prints the table and writes, under ``--out``:
-
-- ``report.json``: everything measured, with the dataset, settings and timings;
-- ``hit_rate.png``: HR@k over time, one line per system;
-- ``latency.png``: a histogram of recommend + learn time per system.
-
-With ``--via-kafka`` only the full system is replayed, through a local stack
-and one worker process, and scored "as served" (:mod:`stream.kafka_replay`).
+Encodes every item text of a dataset (:mod:`model.datasets`) once with the
+same encoder the workers use, builds the systems
+(:mod:`model.evaluate.baselines`; the full one from the same settings as a
+worker), runs the prequential protocol (:mod:`model.evaluate.prequential`)
+and writes the report and plots (:mod:`stream.report`). The command line is
+:mod:`stream.cli`'s; ``--via-kafka`` replays through the pipeline instead
+(:mod:`stream.kafka_replay`).
 
 Examples
 --------
@@ -25,25 +21,21 @@ Examples
 
 from __future__ import annotations
 
-import argparse
 import concurrent.futures
 import dataclasses
 import multiprocessing
-import os
-import platform
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import orjson
 
-from model.datasets import Dataset, RatingTypes, load_jsonl, load_movielens
+from model.datasets import Dataset
 from model.evaluate.baselines import ContentOnly, CoVisitation, DecayedPopular, FullSystem, MostPopular, System
 from model.evaluate.prequential import Report, prequential
 from model.recommender import Recommender
 from model.threads import limit_blas_threads
+from stream.report import finish
 from stream.settings import Settings
 
 #: The systems ``--systems`` may name, in the order reports list them.
@@ -149,19 +141,6 @@ def replay(dataset: Dataset, *, systems: Sequence[str] = SYSTEMS, k: int = 10, l
     return finish(report, result, timings, started, out, title=dataset.name)
 
 
-def finish(report: Report, result: dict, timings: dict[str, float], started: float,
-           out: str | Path | None, title: str) -> dict:
-    """Add what every replay report carries (environment, timings, table); write it to ``out`` if given."""
-    result["environment"] = {"python": platform.python_version(), "numpy": np.__version__,
-                             "cpus": os.cpu_count(), "machine": platform.machine()}
-    timings["total_s"] = time.perf_counter() - started + timings.get("load_s", 0.0)
-    result["timings"] = timings
-    result["table"] = report.table()
-    if out is not None:
-        write_outputs(report, result, Path(out), title=title)
-    return result
-
-
 def _split_by_cost(systems: Sequence[str], jobs: int) -> list[list[str]]:
     """Systems in at most ``jobs`` groups of similar total cost, the costliest group first."""
     groups: list[list[str]] = [[] for _ in range(max(1, min(jobs, len(systems))))]
@@ -184,154 +163,6 @@ def _replay_group(names: Sequence[str], settings: Settings, dim: int, exclude_se
     report = prequential(dataset.events, built, progress=progress, **protocol)
     configs = {s.name: _jsonable(s.recommender.config) for s in built if isinstance(s, FullSystem)}
     return report, configs
-
-
-def write_outputs(report: Report, result: dict, out: Path, title: str) -> None:
-    """``report.json``, ``hit_rate.png`` and ``latency.png`` under ``out``."""
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "report.json").write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY))
-    plot_hit_rate(report, out / "hit_rate.png", title)
-    plot_latency(report, out / "latency.png", title)
-
-
-def plot_hit_rate(report: Report, path: Path, title: str) -> None:
-    """HR@k per window of scored events, every system on one plot."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(10, 5), layout="constrained")
-    for result in report.systems:
-        ends, rates = result.hit_rate_windows(report.window)
-        ax.plot(ends + 1, rates, marker="o", markersize=3, linewidth=1.5,
-                label=f"{result.name} (overall {result.metrics['hit_rate']:.3f})")
-    ax.set_title(f"HR@{report.k} over time — {title}, windows of {report.window:,} scored events")
-    ax.set_xlabel("events replayed")
-    ax.set_ylabel(f"HR@{report.k} in the window")
-    ax.set_ylim(bottom=0)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="best")
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-def plot_latency(report: Report, path: Path, title: str) -> None:
-    """One histogram of recommend + learn time per system, on a shared log axis."""
-    plt = _pyplot()
-    n = len(report.systems)
-    fig, axes = plt.subplots(n, 1, figsize=(10, 1.9 * n + 1.2), sharex=True, layout="constrained", squeeze=False)
-    all_us = np.concatenate([r.latency_ns for r in report.systems]) / 1e3 if n else np.ones(1)
-    lo, hi = max(float(all_us.min()), 0.1) if len(all_us) else 1.0, float(all_us.max()) if len(all_us) else 10.0
-    bins = np.logspace(np.log10(lo) - 0.05, np.log10(hi) + 0.05, 80)
-    for ax, result in zip(axes[:, 0], report.systems):
-        ax.hist(result.latency_ns / 1e3, bins=bins, color="tab:blue")
-        for pct, style in ((50, "--"), (99, ":")):
-            ax.axvline(result.latency_us(pct), color="tab:red", linestyle=style,
-                       label=f"p{pct} {result.latency_us(pct):,.0f} µs")
-        ax.set_xscale("log")
-        ax.set_ylabel("events")
-        ax.set_title(f"{result.name}: {result.events_per_s:,.0f} events/s", loc="left", fontsize=10)
-        ax.legend(loc="upper right", fontsize=8)
-    axes[-1, 0].set_xlabel("recommend + learn per event (µs, log scale)")
-    fig.suptitle(f"Latency per event — {title}")
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of ``streamrec replay``."""
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--movielens", metavar="DIR", help="a MovieLens folder (100K, 1M or latest layout)")
-    source.add_argument("--events-jsonl", metavar="FILE", help="events in streamrec's schema, one per line")
-    parser.add_argument("--items-jsonl", metavar="FILE", help="items in streamrec's schema (with --events-jsonl)")
-    parser.add_argument("--k", type=int, default=10, help="list length (default 10)")
-    parser.add_argument("--systems", default=",".join(SYSTEMS),
-                        help=f"comma-separated, from {','.join(SYSTEMS)} (default all)")
-    parser.add_argument("--limit", type=int, help="replay only the first N events")
-    parser.add_argument("--warmup", type=int, default=0, help="learn but do not score the first N events")
-    parser.add_argument("--score-types", help="score only these event types, e.g. click,purchase")
-    parser.add_argument("--window", type=int, default=2000, help="scored events per point of HR over time")
-    parser.add_argument("--keep-seen", action="store_true", help="let systems recommend items the user took")
-    parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
-                        help="processes to spread the systems over (default: up to 2 cores)")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})")
-    parser.add_argument("--via-kafka", action="store_true",
-                        help="replay the full system through the real pipeline (a local Tansu + redis stack, "
-                             "one partition, one worker, no trainer), scored as served: see stream.kafka_replay")
-
-
-def run(args: argparse.Namespace) -> int:
-    """``streamrec replay``: load, replay, print the table, write the outputs."""
-    if args.items_jsonl and not args.events_jsonl:
-        print("--items-jsonl goes with --events-jsonl", file=sys.stderr)
-        return 2
-    systems = [s.strip() for s in args.systems.split(",") if s.strip()]
-    unknown = [s for s in systems if s not in SYSTEMS]
-    if unknown or not systems:
-        print(f"unknown systems {unknown}; choose from {','.join(SYSTEMS)}", file=sys.stderr)
-        return 2
-    t = time.perf_counter()
-    dataset = load_movielens(args.movielens, rating_types=RatingTypes()) if args.movielens \
-        else load_jsonl(args.events_jsonl, args.items_jsonl)
-    load_s = time.perf_counter() - t
-    info = dataset.summary()
-    print(f"{info['name']}: {info['events']:,} events by {info['users']:,} users on "
-          f"{info['items']:,} catalogue items (loaded in {load_s:.1f} s)")
-    if dataset.skipped:
-        print(f"skipped {sum(dataset.skipped.values()):,} bad lines: "
-              + ", ".join(f"{reason} ×{n}" for reason, n in dataset.skipped.items()))
-    if not dataset.events:
-        print("no events to replay", file=sys.stderr)
-        return 1
-    score_types = [s.strip() for s in args.score_types.split(",")] if args.score_types else None
-    if args.via_kafka:
-        return _run_via_kafka(args, dataset, score_types, load_s)
-    result = replay(dataset, systems=systems, k=args.k, limit=args.limit, warmup=args.warmup,
-                    score_types=score_types, window=args.window, exclude_seen=not args.keep_seen, out=args.out,
-                    timings={"load_s": load_s}, jobs=args.jobs)
-    protocol = result["protocol"]
-    print(f"\nprequential, k={protocol['k']}: {protocol['replayed_events']:,} events replayed, "
-          f"{protocol['scored_events']:,} scored (warm-up {protocol['warmup_events']:,}), "
-          f"catalogue {protocol['catalogue_size']:,} items")
-    print(result["table"])
-    print(f"\nreplay {result['timings']['replay_s']:.1f} s, total {result['timings']['total_s']:.1f} s "
-          f"(encoding {result['timings'].get('encode_s', 0.0):.1f} s); "
-          f"wrote {args.out / 'report.json'}, {args.out / 'hit_rate.png'}, {args.out / 'latency.png'}")
-    return 0
-
-
-def _run_via_kafka(args: argparse.Namespace, dataset: Dataset, score_types: list[str] | None,
-                   load_s: float) -> int:
-    """``--via-kafka``: only the full system, through a local stack and one worker process."""
-    from stream import kafka_replay
-
-    if args.keep_seen:
-        print("--keep-seen does not go with --via-kafka: the worker always leaves out items taken", file=sys.stderr)
-        return 2
-    if args.systems != ",".join(SYSTEMS) and args.systems.strip() != "full":
-        print("--via-kafka replays the full system only; ignoring --systems", file=sys.stderr)
-    result = kafka_replay.replay(dataset, k=args.k, limit=args.limit, warmup=args.warmup, score_types=score_types,
-                                 window=args.window, out=args.out, timings={"load_s": load_s})
-    protocol = result["protocol"]
-    kafka = result["kafka"]
-    print(f"\nvia Kafka (local stack, 1 partition, 1 worker, no trainer), as served, k={protocol['k']}: "
-          f"{protocol['replayed_events']:,} events replayed, {protocol['scored_events']:,} scored "
-          f"(warm-up {protocol['warmup_events']:,}; users' first events not scored), "
-          f"{kafka['recommendations']:,} recommendations, {kafka['dead_lettered']:,} dead-lettered, "
-          f"catalogue {protocol['catalogue_size']:,} items")
-    print(result["table"])
-    e2e = kafka["end_to_end_ms"]
-    print(f"latency: worker time per event (its micro-batch's, shared); publish → recommendation "
-          f"p50 {e2e['p50']:.1f} ms, p99 {e2e['p99']:.1f} ms")
-    print(f"\nreplay {result['timings']['replay_s']:.1f} s, total {result['timings']['total_s']:.1f} s; "
-          f"wrote {args.out / 'report.json'}, {args.out / 'hit_rate.png'}, {args.out / 'latency.png'}")
-    return 0
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only: no display on workers or CI
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def _jsonable(config) -> dict:

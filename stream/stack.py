@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import atexit
 import ctypes
+import dataclasses
 import json
 import logging
 import os
@@ -37,9 +38,13 @@ import socket
 import subprocess
 import threading
 import time
+import uuid
 import weakref
 from pathlib import Path
 from typing import IO, Any, Self
+
+from stream.settings import Settings
+from stream.topics import client_timeouts, ensure_topics, topic_specs
 
 __all__ = [
     "LocalStack",
@@ -402,12 +407,6 @@ class LocalStack:
         records or state. ``data_dir`` lies under ``data_root``; ``partitions=2``
         unless overridden; overrides win over all of these.
         """
-        import dataclasses
-        import uuid
-
-        from stream.settings import Settings
-        from stream.topics import ensure_topics, topic_specs
-
         suffix = uuid.uuid4().hex[:8]
         base = Settings()
         values = {
@@ -611,7 +610,7 @@ class LocalStack:
                     admin = KafkaAdminClient(
                         bootstrap_servers=self.bootstrap_servers,
                         client_id="streamrec-stack-probe",
-                        **_short_timeouts(KafkaAdminClient, 1000),  # retried until the deadline
+                        **client_timeouts(KafkaAdminClient, 1000),  # retried until the deadline
                     )
                     try:
                         admin.list_topics()  # a Metadata request
@@ -661,17 +660,6 @@ class LocalStack:
                 + (f" (exit status {rc})" if rc is not None else "")
                 + f"; tail of {server.logfile}:\n{server.tail()}"
             )
-
-
-def _short_timeouts(client_cls: Any, ms: int) -> dict[str, int]:
-    """Timeouts for a kafka-python client, under the names this version knows.
-
-    kafka-python 3 renamed ``api_version_auto_timeout_ms`` to
-    ``bootstrap_timeout_ms`` and rejects unknown keys; pyproject allows >=2.0.2.
-    """
-    known = getattr(client_cls, "DEFAULT_CONFIG", {})
-    names = ("request_timeout_ms", "bootstrap_timeout_ms", "api_version_auto_timeout_ms")
-    return {name: ms for name in names if name in known}
 
 
 def _port_open(port: int, host: str = "127.0.0.1") -> bool:
@@ -729,8 +717,6 @@ def stack_up(stack_file: Path, settings: Any, timeout: float = 15.0) -> dict[str
     dict
         The stack file's content plus ``already_running`` (bool).
     """
-    from stream.topics import ensure_topics, topic_specs
-
     stack_file = Path(stack_file)
     info = _read_stack_file(stack_file)
     if info is not None:

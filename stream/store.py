@@ -99,6 +99,9 @@ class RedisStore:
     def key(self, *parts: str) -> str:
         return self.prefix + ":".join(parts)
 
+    def close(self) -> None:
+        self.redis.close()
+
     # --- users
     @round_trip
     def load_users(self, user_ids: Iterable[str], dim: int, half_lives: Sequence[float]) -> dict[str, UserState]:
@@ -127,6 +130,11 @@ class RedisStore:
             self._add_popularity(popularity, pipe)
         pipe.execute()
 
+    def user_ids(self) -> list[str]:
+        """Every user with a stored state (a SCAN: for checks and tools, not the hot path)."""
+        start = len(self.key("user", ""))
+        return [key.decode()[start:] for key in self.redis.scan_iter(self.key("user", "*"), count=10_000)]
+
     @round_trip
     def forget_user(self, user_id: str) -> int:
         """Delete every key holding ``user_id``'s data (:data:`USER_KEY_KINDS`); returns how many existed.
@@ -137,6 +145,10 @@ class RedisStore:
         return int(self.redis.unlink(*(self.key(kind, user_id) for kind in USER_KEY_KINDS)))
 
     # --- items
+    def catalogue_size(self) -> int:
+        """How many items have a vector in the store."""
+        return int(self.redis.hlen(self.key("item", "vec")))
+
     @round_trip
     def item_digests(self, item_ids: Sequence[str]) -> list[str | None]:
         """The stored text digest of each item (None when unknown)."""

@@ -32,7 +32,7 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["TOPIC_CONFIGS", "TopicSpec", "ensure_topics", "topic_specs"]
+__all__ = ["TOPIC_CONFIGS", "TopicSpec", "client_timeouts", "ensure_topics", "topic_specs"]
 
 #: (name, partitions, topic configs)
 TopicSpec = tuple[str, int, dict[str, str]]
@@ -117,8 +117,6 @@ def ensure_topics(bootstrap_servers: str, specs: Iterable[TopicSpec], timeout: f
     from kafka.admin import KafkaAdminClient
     from kafka.errors import TopicAlreadyExistsError
 
-    from stream.stack import _short_timeouts
-
     specs = list(specs)
     if not specs:
         return
@@ -127,7 +125,7 @@ def ensure_topics(bootstrap_servers: str, specs: Iterable[TopicSpec], timeout: f
     admin = KafkaAdminClient(
         bootstrap_servers=bootstrap_servers,
         client_id="streamrec-topics",
-        **_short_timeouts(KafkaAdminClient, int(max(timeout, 1.0) * 1000)),
+        **client_timeouts(KafkaAdminClient, int(max(timeout, 1.0) * 1000)),
     )
     try:
         result = admin.create_topics(
@@ -171,6 +169,17 @@ def ensure_topics(bootstrap_servers: str, specs: Iterable[TopicSpec], timeout: f
         )
     finally:
         admin.close()
+
+
+def client_timeouts(client_cls: Any, ms: int) -> dict[str, int]:
+    """Timeouts for a kafka-python client, under the names this version knows.
+
+    kafka-python 3 renamed ``api_version_auto_timeout_ms`` to
+    ``bootstrap_timeout_ms`` and rejects unknown keys; pyproject allows >=2.0.2.
+    """
+    known = getattr(client_cls, "DEFAULT_CONFIG", {})
+    names = ("request_timeout_ms", "bootstrap_timeout_ms", "api_version_auto_timeout_ms")
+    return {name: ms for name in names if name in known}
 
 
 def _partition_counts(admin: Any, names: list[str]) -> dict[str, int | None]:

@@ -15,10 +15,9 @@ import logging
 
 from model.features import initial_ranker
 from model.ranker import OnlineRanker
-from model.schema import InvalidInput
 from stream import metrics
+from stream.codec import Message, Outgoing, decode_all, decode_feedback
 from stream.faustapp import as_message, make_app, raw_topic, retrying, send_all, serve_metrics
-from stream.processor import Message, Outgoing, dead_letter, parse_label
 from stream.settings import Settings
 from stream.store import RedisStore
 
@@ -44,20 +43,17 @@ class Trainer:
 
     def learn(self, messages: list[Message]) -> list[Outgoing]:
         """Learn every valid record; returns dead letters for the others."""
-        dead = []
         n_features = len(self.ranker.features)
-        for message in messages:
-            try:
-                X, y = parse_label(message.value, n_features)
-            except InvalidInput as err:
-                dead.append(dead_letter(message, err, self.settings.feedback_topic))
-                metrics.dead_lettered("feedback", err.reason)
-                continue
+        decoded = decode_all(messages, lambda payload: decode_feedback(payload, n_features),
+                             self.settings.feedback_topic)
+        for reason in decoded.reasons:
+            metrics.dead_lettered("feedback", reason)
+        for (X, y), _ in decoded.values:
             if len(y):
-                self.ranker.learn_many(X, y)
+                self.ranker.learn_rows(X, y)
                 metrics.examples_learned(len(y))
         metrics.model_version(self.ranker.version)
-        return dead
+        return decoded.dead
 
     def snapshot(self) -> bytes | None:
         """Publish the ranker to Redis if it learned since the last snapshot; returns what was published."""

@@ -8,7 +8,6 @@ worker must be able to scale.
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from pathlib import Path
 

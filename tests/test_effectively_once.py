@@ -21,7 +21,8 @@ from hypothesis import strategies as st
 
 from model.datasets.synthetic import DriftingUsers, make_catalog
 from model.schema import InvalidInput, parse_event
-from stream.processor import Message, StreamProcessor
+from stream.codec import Message
+from stream.processor import StreamProcessor
 from stream.store import RedisStore
 
 pytestmark = pytest.mark.integration

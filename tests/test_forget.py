@@ -12,9 +12,8 @@ import pytest
 
 from model.datasets.synthetic import make_catalog
 from stream import cli
-from stream.demo import start_worker, stop_worker, wait_for
-from stream.forget import parse_request, request_body
-from tests.clients import Collector, produce
+from stream.codec import decode_forget, encode_forget
+from stream.harness import Collector, produce, start_worker, stop_worker, wait_for, wait_for_catalogue
 
 pytestmark = pytest.mark.integration
 
@@ -39,8 +38,7 @@ def test_forget_removes_every_trace_and_the_user_starts_afresh(make_settings, st
     dlq = Collector(stack.bootstrap_servers, settings.dlq_topic)
     try:
         produce(stack.bootstrap_servers, settings.items_topic, catalog, key=lambda i: i["item_id"])
-        wait_for(lambda: redis_client.hlen(settings.redis_prefix + "item:vec") == len(catalog), 90,
-                 "the catalogue to be encoded", worker, log_path)
+        wait_for_catalogue(settings, len(catalog), 90, worker, log_path)
         start = time.time() - 3600
         carol_items = [i for i in catalog if i["category"] == first][:4]
         produce(stack.bootstrap_servers, settings.events_topic,
@@ -80,8 +78,8 @@ def test_forget_removes_every_trace_and_the_user_starts_afresh(make_settings, st
 
 
 def test_forget_requests_are_validated_like_events():
-    assert parse_request(request_body("u-1")) == "u-1"
+    assert decode_forget(encode_forget("u-1")) == "u-1"
     with pytest.raises(ValueError, match="empty_field"):
-        parse_request(b'{"user_id": "  "}')
+        decode_forget(b'{"user_id": "  "}')
     with pytest.raises(SystemExit):  # the CLI refuses before publishing anything
         cli.main(["forget", "bad\x00id"])

@@ -17,7 +17,8 @@ import redis
 
 from model.encoder import MicroBatcher
 from stream import metrics
-from stream.processor import Message, StreamProcessor
+from stream.codec import Message
+from stream.processor import StreamProcessor
 from stream.settings import Settings
 from stream.stack import free_port
 from stream.store import RedisStore

@@ -21,9 +21,8 @@ from pathlib import Path
 import pytest
 
 from model.datasets.synthetic import make_catalog
-from stream.demo import start_worker, stop_worker
+from stream.harness import Collector, produce, start_worker, stop_worker
 from stream.stack import free_port
-from tests.clients import Collector, produce
 
 PROMETHEUS = shutil.which("prometheus")
 ALERTS = Path(__file__).resolve().parent.parent / "deploy" / "alerts.yml"

@@ -126,15 +126,15 @@ def test_labels_pair_the_taken_item_against_the_right_negatives(rec):
     user = rec.new_state("u1")
     feed(rec, user, "c0", 3, T0)
     shown = rec.recommend(user, k=5)
-    hit = rec.observe(user, Event("h", "u1", shown[2].item_id, "click", T0 + 1000, "home"))
+    hit = rec.observe(user, Event("h", "u1", shown[2].item_id, "click", T0 + 1000, "home")).feedback
     assert hit.hit and len(hit.y) == 2 * 4 and hit.y.sum() == 4  # vs the 4 others shown, both orders
     rec.recommend(user, k=5)
     pool, sample = user.shown.pool, user.shown.sample_ids
     missed = next(i for i in pool if i not in user.shown.item_ids)
-    miss = rec.observe(user, Event("m", "u1", missed, "click", T0 + 2000, "home"))
+    miss = rec.observe(user, Event("m", "u1", missed, "click", T0 + 2000, "home")).feedback
     assert not miss.hit and len(miss.y) == 2 * len([s for s in sample if s != missed])
     rec.recommend(user, k=5)
-    unreachable = rec.observe(user, Event("x", "u1", "not-in-catalogue", "click", T0 + 3000, "home"))
+    unreachable = rec.observe(user, Event("x", "u1", "not-in-catalogue", "click", T0 + 3000, "home")).feedback
     assert not unreachable.hit and len(unreachable.y) == 0
 
 
@@ -151,7 +151,7 @@ def test_the_ranker_learns_what_users_take(rec):
         rec.observe(user, Event("s", user.user_id, start, "view", T0, "home"))
         shown = rec.recommend(user, k=5, now=T0)
         best = max(shown, key=lambda r: rec.popularity.score(r.item_id, T0))
-        rec.learn(rec.observe(user, Event("t", user.user_id, best.item_id, "click", T0 + 1, "home")))
+        rec.learn(rec.observe(user, Event("t", user.user_id, best.item_id, "click", T0 + 1, "home")).feedback)
     after = rec.ranker.weights()[0][rec.features.index("popularity")]
     assert after > before + 0.5 and rec.ranker.version == 300
 

@@ -8,8 +8,7 @@ import pytest
 import redis
 
 from model.datasets.synthetic import make_catalog
-from stream.demo import start_worker, stop_worker, wait_for
-from tests.clients import Collector, produce
+from stream.harness import Collector, produce, start_worker, stop_worker, wait_for, wait_for_catalogue
 
 pytestmark = pytest.mark.integration
 
@@ -36,9 +35,7 @@ def running(stack, catalog, tmp_path_factory):
     dlq = Collector(stack.bootstrap_servers, settings.dlq_topic)
     try:
         produce(stack.bootstrap_servers, settings.items_topic, catalog, key=lambda i: i["item_id"])
-        r = redis.Redis.from_url(stack.redis_url)
-        wait_for(lambda: r.hlen(settings.redis_prefix + "item:vec") == len(catalog), 90,
-                 "the catalogue to be encoded", worker, root / "worker.log")
+        wait_for_catalogue(settings, len(catalog), 90, worker, root / "worker.log")
         yield settings, recs, dlq
     finally:
         recs.close()

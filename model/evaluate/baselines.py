@@ -302,9 +302,9 @@ class FullSystem:
         return [r.item_id for r in recommended]
 
     def learn(self, event: Event) -> None:
-        feedback = self.recommender.observe(self.state(event.user_id), event)
-        if self.learn_ranker:
-            self.recommender.learn(feedback)
+        observation = self.recommender.observe(self.state(event.user_id), event)
+        if self.learn_ranker and observation is not None:
+            self.recommender.learn(observation.feedback)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"

@@ -1,0 +1,163 @@
+"""Every message format streamrec reads or writes, in one place (as Bytewax keeps its serde).
+
+=================  =====  ===========  ==============================================
+topic              way    key          value
+=================  =====  ===========  ==============================================
+``events``         in     user id      an event (:func:`model.schema.parse_event`)
+``items``          in     item id      an item (:func:`model.schema.parse_item`)
+``users.forget``   in     user id      :func:`encode_forget`
+``recommendations``  out  user id      :func:`encode_recommendation`; null: user forgotten
+``events.dlq``     out    source key   :func:`dead_letter`
+``feedback``       both   user id      :func:`encode_feedback` / :func:`decode_feedback`
+``model.snapshots``  out  ``ranker``   :meth:`model.ranker.OnlineRanker.to_bytes`
+=================  =====  ===========  ==============================================
+
+Decoding is validation: every ``decode_*`` raises
+:class:`model.schema.InvalidInput` with a machine-readable reason, and
+:func:`decode_all` is the one loop that turns a batch of raw records into
+decoded values plus dead letters, whatever the topic.
+
+>>> body = encode_forget("u1", requested_ts=1.0)
+>>> body
+b'{"user_id":"u1","requested_ts":1.0}'
+>>> decode_forget(body)
+'u1'
+>>> decoded = decode_all([Message(b"u1", body), Message(b"u2", b'{"user": "u2"}')], decode_forget, "users.forget")
+>>> [value for value, _ in decoded.values], decoded.reasons
+(['u1'], ['missing_field'])
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Generic, TypeVar
+
+import numpy as np
+import orjson
+
+from model.recommender import Feedback
+from model.schema import (
+    Event,
+    InvalidInput,
+    Item,
+    Recommended,
+    decode_json,
+    require_string,
+)
+
+T = TypeVar("T")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Message:
+    """A raw record as consumed, with where it came from."""
+
+    key: bytes | None
+    value: bytes | None
+    partition: int = 0
+    offset: int = -1
+    timestamp: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Outgoing:
+    """A record to send. A recommendation carries its event's timestamps, for the latency metrics."""
+
+    key: bytes
+    #: None is a tombstone.
+    value: bytes | None
+    event_ts: float | None = None
+    ingest_ts: float | None = None
+
+
+@dataclasses.dataclass
+class Decoded(Generic[T]):
+    """A batch after decoding: the values with their messages, and a dead letter for each record that failed."""
+
+    values: list[tuple[T, Message]]
+    dead: list[Outgoing]
+    #: The reason of each dead letter, in order (for the metrics).
+    reasons: list[str]
+
+
+def decode_all(messages: Sequence[Message], decode: Callable[[bytes | None], T], source_topic: str) -> Decoded[T]:
+    """Decode every message with ``decode``; a record it refuses becomes a dead letter, the others go on."""
+    out: Decoded[T] = Decoded([], [], [])
+    for message in messages:
+        try:
+            out.values.append((decode(message.value), message))
+        except InvalidInput as err:
+            out.dead.append(dead_letter(message, err, source_topic))
+            out.reasons.append(err.reason)
+    return out
+
+
+# --- in: events and items are decoded by model.schema's parse_event / parse_item; forget requests here
+def encode_forget(user_id: str, requested_ts: float | None = None) -> bytes:
+    """A forget request: who, and when it was asked (for audit)."""
+    return orjson.dumps({"user_id": user_id, "requested_ts": time.time() if requested_ts is None else requested_ts})
+
+
+def decode_forget(payload: bytes | None, *, max_bytes: int | None = None) -> str:
+    """The user id a forget request names, checked as an event's ``user_id`` is: any id a worker took can go."""
+    return require_string(decode_json(payload, max_bytes), "user_id")
+
+
+# --- out: recommendations, dead letters
+def encode_recommendation(event: Event, items: Sequence[Recommended], titles: dict[str, Item], *,
+                          model_version: int, ingest_ts: float, received_ts: float, sent_ts: float) -> bytes:
+    """One event's answer: the ranked items with their titles and reasons, and the pipeline's timestamps."""
+    return orjson.dumps({
+        "user_id": event.user_id,
+        "event_id": event.event_id,
+        "scene": event.scene,
+        "model_version": model_version,
+        "event_ts": event.ts,
+        "ingest_ts": ingest_ts,
+        "received_ts": received_ts,
+        "sent_ts": sent_ts,
+        "items": [dict(r.to_dict(), title=titles[r.item_id].title) for r in items],
+    })
+
+
+def dead_letter(message: Message, error: InvalidInput, source_topic: str) -> Outgoing:
+    """The DLQ record: the reason, where the record came from, and its original payload byte for byte."""
+    raw = message.value or b""
+    try:
+        payload, encoding = raw.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        payload, encoding = base64.b64encode(raw).decode(), "base64"
+    body: dict[str, Any] = {
+        "reason": error.reason,
+        "field": error.field,
+        "error": str(error),
+        "topic": source_topic,
+        "partition": message.partition,
+        "offset": message.offset,
+        "payload": payload,
+        "payload_encoding": encoding,
+        "dead_lettered_ts": time.time(),
+    }
+    return Outgoing(message.key or b"", orjson.dumps(body))
+
+
+# --- feedback: labelled impressions, worker → trainer
+def encode_feedback(event: Event, feedback: Feedback) -> bytes:
+    return orjson.dumps({"user_id": event.user_id, "event_id": event.event_id, "hit": feedback.hit,
+                         "model_version": feedback.model_version, "X": feedback.X.tolist(), "y": feedback.y.tolist()})
+
+
+def decode_feedback(payload: bytes | None, n_features: int) -> tuple[np.ndarray, np.ndarray]:
+    """The (X, y) of a feedback record, checked against the ranker's feature count."""
+    body = decode_json(payload)
+    try:
+        X = np.asarray(body["X"], dtype=np.float64).reshape(-1, n_features)
+        y = np.asarray(body["y"], dtype=np.float64)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InvalidInput("bad_feedback", detail=str(exc)[:200]) from None
+    if len(X) != len(y) or not np.isfinite(X).all() or not set(np.unique(y)) <= {0.0, 1.0}:
+        raise InvalidInput("bad_feedback", detail="X and y disagree, or values are not finite / not 0-1")
+    return X, y
