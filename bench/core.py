@@ -73,14 +73,14 @@ def systems(items, vectors) -> list:
 
 
 def run(system, events, k: int) -> dict:
-    """recommend + learn per event, as model.evaluate.prequential does; per-event ns."""
+    """recommend + observe per event, as model.evaluate.prequential does; per-event ns."""
     clock = time.perf_counter_ns
     lat = np.empty(len(events), dtype=np.int64)
     started = time.perf_counter()
     for i, event in enumerate(tqdm(events, desc=system.name, unit="ev", mininterval=0.5, leave=False)):
         t = clock()
         system.recommend(event, k)
-        system.learn(event)
+        system.observe(event)
         lat[i] = clock() - t
     wall = time.perf_counter() - started
     us = lat / 1000
@@ -95,7 +95,7 @@ def profile(items, vectors, events, k: int, top: int) -> str:
     prof.enable()
     for event in events:
         system.recommend(event, k)
-        system.learn(event)
+        system.observe(event)
     prof.disable()
     out = io.StringIO()
     stats = pstats.Stats(prof, stream=out)
@@ -128,7 +128,7 @@ def main(argv=None) -> int:
     for system in systems(items, vectors):
         for event in warm:
             system.recommend(event, args.k)
-            system.learn(event)
+            system.observe(event)
         results.append(run(system, timed, args.k))
     full = results[0]
     print("| system | events/s (model time) | events/s (wall, incl. loop) | p50 µs/event | p99 µs/event "

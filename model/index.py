@@ -1,10 +1,10 @@
-"""The item-vector index: exact nearest neighbours by one matrix product.
+"""The item-vector index: nearest neighbours by cosine, for many query directions at once.
 
-Exact search over a contiguous float32 matrix is a few microseconds per
-thousand items on one core, so it stays exact until catalogues reach the
-hundreds of thousands; the interface (``add``/``search``) is what an ANN index
-would replace. The catalogue may grow online: rows are upserted in place and
-capacity doubles as needed.
+The recommender retrieves content candidates only through :meth:`ItemIndex.search`,
+so the search behind it can change without the model noticing. Today it is
+exact: one matrix product of the catalogue against all the queries. The
+catalogue may grow online: rows are upserted in place and capacity doubles as
+needed.
 
 Examples
 --------
@@ -12,15 +12,17 @@ Examples
 >>> from model.schema import Item
 >>> index = ItemIndex(dim=2)
 >>> index.add([Item("a", "A", "x"), Item("b", "B", "y")], np.array([[1, 0], [0, 1]], dtype=np.float32))
->>> index.search(np.array([0.9, 0.1], dtype=np.float32), k=1)
-[('a', 0.9)]
->>> index.search(np.array([0.9, 0.1], dtype=np.float32), k=1, exclude={"a"})
-[('b', 0.1)]
+>>> rows, scores = index.search(np.array([[0.9, 0.1], [0.2, 0.8]], dtype=np.float32), k=1)
+>>> [[index.ids[r] for r in row] for row in rows.tolist()], np.round(scores.astype(float), 2).tolist()
+([['a'], ['b']], [[0.9], [0.8]])
+>>> rows, _ = index.search(np.array([[0.9, 0.1]], dtype=np.float32), k=2, exclude_rows=[0])
+>>> rows.tolist()   # fewer than k left: the rest is -1
+[[1, -1]]
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -67,23 +69,29 @@ class ItemIndex:
         row = self.rows.get(item_id)
         return None if row is None else self._matrix[row]
 
-    def search(self, query: np.ndarray, k: int, exclude: Collection[str] = ()) -> list[tuple[str, float]]:
-        """The ``k`` items most cosine-similar to ``query`` (unit length), skipping ``exclude``."""
-        if not self.ids or k <= 0:
-            return []
-        scores = self.matrix @ np.asarray(query, dtype=np.float32)
-        return self.top(scores, k, exclude)
+    def search(self, queries: np.ndarray, k: int, exclude_rows: Sequence[int] = ()) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` rows most cosine-similar to each of ``queries`` (unit rows), skipping ``exclude_rows``.
 
-    def top(self, scores: np.ndarray, k: int, exclude: Collection[str] = ()) -> list[tuple[str, float]]:
-        """The ``k`` best rows of a score per row, skipping ``exclude``, best first."""
-        want = min(len(scores), k + len(exclude))
-        idx = np.argpartition(-scores, want - 1)[:want] if want < len(scores) else np.arange(len(scores))
-        idx = idx[np.argsort(-scores[idx], kind="stable")]
-        out = []
-        for i in idx:
-            item_id = self.ids[i]
-            if item_id not in exclude:
-                out.append((item_id, round(float(scores[i]), 6)))
-                if len(out) == k:
-                    break
-        return out
+        Returns
+        -------
+        rows, scores
+            ``(len(queries), k)`` arrays, best first; where fewer than ``k`` rows are
+            left, the row is -1 and the score ``-inf``.
+        """
+        queries = np.asarray(queries, dtype=np.float32).reshape(-1, self.dim)
+        n = len(self.ids)
+        rows = np.full((len(queries), k), -1, dtype=np.int64)
+        scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
+        if not n or k <= 0 or not len(queries):
+            return rows, scores
+        sims = queries @ self.matrix.T  # (queries, items): each query's row contiguous for argpartition
+        sims[:, list(exclude_rows)] = -np.inf
+        want = min(k, n)
+        top = np.argpartition(-sims, want - 1, axis=1)[:, :want] if want < n else np.tile(np.arange(n), (len(sims), 1))
+        top_scores = np.take_along_axis(sims, top, axis=1)
+        order = np.argsort(-top_scores, axis=1, kind="stable")
+        top, top_scores = np.take_along_axis(top, order, axis=1), np.take_along_axis(top_scores, order, axis=1)
+        found = np.isfinite(top_scores)
+        rows[:, :want] = np.where(found, top, -1)
+        scores[:, :want] = top_scores
+        return rows, scores

@@ -284,23 +284,15 @@ class Recommender:
         if not len(index):
             return found
         if "content" in config.sources and not state.interests.empty:
-            # One product scores the whole catalogue against every direction; the feature
-            # matrix reuses its rows instead of computing the candidates' cosines again.
-            # The scene direction is left out of the scan: it proposes no candidates, and one
-            # column fewer keeps OpenBLAS on its fast kernel (4 columns: 150 µs, 5: 220 µs here).
-            found.cosines = index.matrix @ directions[:-1].T  # (items, half-lives + last item)
             # Candidates come from the half-lives holding evidence and the last item taken
-            # (the fastest "scale"); a zero direction would propose arbitrary items.
+            # (the fastest "scale"); a zero direction would propose arbitrary items. The
+            # scene direction proposes none: it only ranks.
             columns = [c for c, live in enumerate(state.interests.mass > 0) if live]
             if directions[-2].any():
                 columns.append(len(directions) - 2)
-            scores = found.cosines.T[columns]  # (columns, items), each row contiguous for argpartition
-            rows = [r for r in map(index.rows.get, exclude) if r is not None]
-            scores[:, rows] = -np.inf
-            want = min(n, len(index) - 1)
-            if want > 0:
-                top = np.argpartition(-scores, want - 1, axis=1)[:, :want].ravel()
-                found.add_rows(top[np.isfinite(scores[0, top])])
+            excluded = [r for r in map(index.rows.get, exclude) if r is not None]
+            rows, _ = index.search(directions[columns], min(n, len(index) - 1), excluded)
+            found.add_rows(rows[rows >= 0])
         if "covisit" in config.sources:
             seeds = state.recent[-config.covisit_seeds:]
             found.add_pairs("covisit", self._from_pairs(self.covisit, seeds, now, n, exclude), index)
@@ -332,11 +324,7 @@ class Recommender:
         """One row per candidate, columns in :func:`model.features.features_for` order."""
         ids = candidates.ids
         directions = self._directions(state, scene) if directions is None else directions
-        vectors = self.index.matrix[candidates.rows]
-        if candidates.cosines is not None:
-            cos = np.column_stack([candidates.cosines[candidates.rows], vectors @ directions[-1]])
-        else:  # half-lives, last item, scene; zero where there is no evidence yet
-            cos = vectors @ directions.T
+        cos = self.index.matrix[candidates.rows] @ directions.T  # half-lives, last item, scene (0: no evidence)
         if candidates.generated:
             covisit, bundle = candidates.scores("covisit"), candidates.scores("bundle")
         else:  # features of an item that no source proposed (a label's positive)
@@ -428,8 +416,6 @@ class _Candidates:
 
     def __init__(self, ids: list[str] | None = None, index: ItemIndex | None = None):
         self.generated = ids is None
-        #: Cosines of every index row to the request's half-lives and last item, when the content source ran.
-        self.cosines: np.ndarray | None = None
         self._rows: list[np.ndarray] = []
         self._pairs: dict[str, dict[str, tuple[float, str]]] = {"covisit": {}, "bundle": {}}
         self.ids: list[str] = list(ids or [])

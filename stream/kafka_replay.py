@@ -113,7 +113,7 @@ def replay_served_in_process(dataset: Dataset, settings: Settings, *, k: int, ve
     rec = system.recommender
     for n, event in enumerate(events):
         start = clock()
-        system.learn(event)  # observe only: learn_ranker=False
+        system.observe(event)  # learn_ranker=False: the ranker keeps its prior
         recs = rec.recommend(system.state(event.user_id), now=event.ts, scene=event.scene)
         latency[n] = clock() - start
         lists.append([r.item_id for r in recs])

@@ -59,7 +59,7 @@ def plot_hit_rate(report: Report, path: Path, title: str) -> None:
 
 
 def plot_latency(report: Report, path: Path, title: str) -> None:
-    """One histogram of recommend + learn time per system, on a shared log axis."""
+    """One histogram of recommend + observe time per system, on a shared log axis."""
     plt = pyplot()
     n = len(report.systems)
     fig, axes = plt.subplots(n, 1, figsize=(10, 1.9 * n + 1.2), sharex=True, layout="constrained", squeeze=False)
@@ -75,7 +75,7 @@ def plot_latency(report: Report, path: Path, title: str) -> None:
         ax.set_ylabel("events")
         ax.set_title(f"{result.name}: {result.events_per_s:,.0f} events/s", loc="left", fontsize=10)
         ax.legend(loc="upper right", fontsize=8)
-    axes[-1, 0].set_xlabel("recommend + learn per event (µs, log scale)")
+    axes[-1, 0].set_xlabel("recommend + observe per event (µs, log scale)")
     fig.suptitle(f"Latency per event — {title}")
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -29,7 +29,7 @@ class Clock:
 
 def feed(system, events):
     for event in events:
-        system.learn(event)
+        system.observe(event)
 
 
 def ask(system, clock: Clock, user: str, k: int = 3) -> list[str]:
@@ -58,7 +58,7 @@ def test_every_system_speaks_the_protocol(catalogue):
         system.fit_items(items, vectors)
         event = clock.event("u1", "tea1")
         assert system.recommend(event, 5) == []   # nothing learned yet
-        system.learn(event)
+        system.observe(event)
 
 
 def test_most_popular_counts_all_time_and_skips_what_the_user_took():
@@ -150,6 +150,6 @@ def test_full_system_feeds_the_ranker_only_when_asked(catalogue):
         for item in ("tea1", "tea2", "cof1", "tea3"):
             event = clock.event("me", item)
             system.recommend(event, 3)     # the list the next event labels
-            system.learn(event)
+            system.observe(event)
         learned[learn_ranker] = system.recommender.ranker.n_learned
     assert learned[True] > 0 and learned[False] == 0

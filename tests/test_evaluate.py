@@ -42,8 +42,8 @@ class Scripted:
         self.calls.append(("recommend", event.event_id))
         return self.answers.pop(0)
 
-    def learn(self, event: Event) -> None:
-        self.calls.append(("learn", event.event_id))
+    def observe(self, event: Event) -> None:
+        self.calls.append(("observe", event.event_id))
 
 
 # --------------------------------------------------------------------------- metrics
@@ -74,12 +74,12 @@ def test_rank_of():
 # --------------------------------------------------------------------------- protocol
 
 
-def test_recommend_comes_before_learn_and_is_scored_against_the_event():
+def test_recommend_comes_before_observe_and_is_scored_against_the_event():
     events = stream(["a", "b", "c"])
     system = Scripted([["a", "x"], ["x", "y", "b"], ["x"]])   # rank 1, rank 3, miss
     report = prequential(events, [system], k=3)
-    assert system.calls == [("recommend", "e0"), ("learn", "e0"), ("recommend", "e1"), ("learn", "e1"),
-                            ("recommend", "e2"), ("learn", "e2")]
+    assert system.calls == [("recommend", "e0"), ("observe", "e0"), ("recommend", "e1"), ("observe", "e1"),
+                            ("recommend", "e2"), ("observe", "e2")]
     result = report["scripted"]
     assert result.ranks.tolist() == [1, 3, 0]
     assert result.metrics == pytest.approx({"hit_rate": 2 / 3, "ndcg": (1 + 0.5) / 3, "mrr": (1 + 1 / 3) / 3})

@@ -202,28 +202,6 @@ def test_focus_extremes(catalog, category_of, focus, expected):
     assert sum(rate) / len(rate) == expected
 
 
-def test_switch_changes_interest(catalog, category_of):
-    users = DriftingUsers(catalog, n_users=1, focus=1.0, drift_every=0, seed=0)
-    (user,) = users.users
-    before = users.interest(user)
-    target = next(c for c in users.categories if c != before)
-    assert users.switch(user, target) == target
-    assert users.interest(user) == target
-    assert {category_of[e["item_id"]] for e in users.events(30)} == {target}
-    other = users.switch(user)
-    assert other != target and users.interest(user) == other
-
-
-def test_switch_rejects_unknown_user_or_category(catalog):
-    users = DriftingUsers(catalog, n_users=2, seed=0)
-    with pytest.raises(KeyError):
-        users.switch("nobody", users.categories[0])
-    with pytest.raises(KeyError):
-        users.interest("nobody")
-    with pytest.raises(ValueError):
-        users.switch("u000", "no such category")
-
-
 def test_interests_drift(catalog):
     users = DriftingUsers(catalog, n_users=10, drift_every=25, seed=0)
     seen = collections.defaultdict(list)

@@ -423,30 +423,6 @@ class DriftingUsers:
         """
         return self._user(user_id).category
 
-    def switch(self, user_id: str, category: str | None = None) -> str:
-        """Force the user's interest to ``category`` (default: a random other one).
-
-        The drift countdown restarts.  Returns the new category.
-
-        Examples
-        --------
-        >>> users = DriftingUsers(make_catalog(3, 5), n_users=2, seed=0)
-        >>> users.switch("u001", "camping gear")
-        'camping gear'
-        >>> users.interest("u001")
-        'camping gear'
-        >>> users.switch("u001") != "camping gear"
-        True
-        """
-        state = self._user(user_id)
-        if category is None:
-            category = self._other(state.category)
-        elif category not in self._items:
-            raise ValueError(f"unknown category {category!r}")
-        state.category = category
-        state.remaining = self._next_drift()
-        return category
-
     def events(self, n: int) -> Iterator[dict]:
         """Generate ``n`` events interleaved across users, in increasing ``ts``.
 

@@ -3,7 +3,7 @@
 Every system speaks the same small protocol, :class:`System`:
 ``recommend(event, k)`` answers with the user's top ``k`` item ids *before*
 the system has seen ``event`` (the user is ``event.user_id``, "now" is
-``event.ts``, the list is shown in ``event.scene``), then ``learn(event)``
+``event.ts``, the list is shown in ``event.scene``), then ``observe(event)``
 feeds the event in. ``fit_items(items, vectors)`` hands over the catalogue and
 its text vectors first; systems that read no content ignore it.
 
@@ -33,7 +33,7 @@ Examples
 ...           for i, (user, item) in enumerate([("u1", "a"), ("u2", "b"), ("u3", "a"), ("u3", "b")])]
 >>> for event in stream:
 ...     print(event.user_id, "gets", system.recommend(event, k=2), "then takes", event.item_id)
-...     system.learn(event)
+...     system.observe(event)
 u1 gets [] then takes a
 u2 gets ['a'] then takes b
 u3 gets ['a', 'b'] then takes a
@@ -74,7 +74,7 @@ class System(Protocol):
     def recommend(self, event: Event, k: int) -> list[str]:
         """The top ``k`` item ids for ``event.user_id`` at ``event.ts`` in ``event.scene``, before ``event``."""
 
-    def learn(self, event: Event) -> None:
+    def observe(self, event: Event) -> None:
         """Feed ``event`` in."""
 
 
@@ -94,7 +94,7 @@ class _Baseline:
     def excluded(self, user_id: str) -> set[str] | tuple[()]:
         return self.taken.get(user_id, ()) if self.exclude_seen else ()
 
-    def learn(self, event: Event) -> None:
+    def observe(self, event: Event) -> None:
         self.taken.setdefault(event.user_id, set()).add(event.item_id)
 
     def __repr__(self) -> str:
@@ -122,9 +122,9 @@ class DecayedPopular(_Baseline):
     >>> from model.schema import Event
     >>> system = DecayedPopular(half_life_s=3600.0)
     >>> for i in range(5):
-    ...     system.learn(Event(f"a{i}", f"u{i}", "old hit", "view", 1.7e9, "home"))
+    ...     system.observe(Event(f"a{i}", f"u{i}", "old hit", "view", 1.7e9, "home"))
     >>> for i in range(2):
-    ...     system.learn(Event(f"b{i}", f"v{i}", "new hit", "view", 1.7e9 + 4 * 3600, "home"))
+    ...     system.observe(Event(f"b{i}", f"v{i}", "new hit", "view", 1.7e9 + 4 * 3600, "home"))
     >>> system.recommend(Event("c", "w", "?", "view", 1.7e9 + 4 * 3600, "home"), k=2)
     ['new hit', 'old hit']
     """
@@ -141,8 +141,8 @@ class DecayedPopular(_Baseline):
     def recommend(self, event: Event, k: int) -> list[str]:
         return [item for item, _ in self.popularity.top(k, event.ts, exclude=self.excluded(event.user_id))]
 
-    def learn(self, event: Event) -> None:
-        super().learn(event)
+    def observe(self, event: Event) -> None:
+        super().observe(event)
         self.popularity.observe(event.item_id, self.type_weights[event.type], event.ts)
 
 
@@ -198,10 +198,10 @@ class CoVisitation(_Baseline):
     >>> for u in range(3):                      # three users go tent → stove
     ...     for item in ("tent", "stove"):
     ...         t += 60
-    ...         system.learn(Event(f"e{t}", f"u{u}", item, "view", t, "home"))
-    >>> system.learn(Event("x", "u9", "kettle", "view", t + 60, "home"))   # popular filler
-    >>> system.learn(Event("y", "u9", "kettle", "view", t + 61, "home"))
-    >>> system.learn(Event("z", "u7", "tent", "view", t + 120, "home"))
+    ...         system.observe(Event(f"e{t}", f"u{u}", item, "view", t, "home"))
+    >>> system.observe(Event("x", "u9", "kettle", "view", t + 60, "home"))   # popular filler
+    >>> system.observe(Event("y", "u9", "kettle", "view", t + 61, "home"))
+    >>> system.observe(Event("z", "u7", "tent", "view", t + 120, "home"))
     >>> system.recommend(Event("next", "u7", "?", "view", t + 180, "home"), k=2)
     ['stove', 'kettle']
     """
@@ -229,8 +229,8 @@ class CoVisitation(_Baseline):
             out += [item for item, _ in self.popularity.top(k - len(out), event.ts, exclude=taken)]
         return out
 
-    def learn(self, event: Event) -> None:
-        super().learn(event)
+    def observe(self, event: Event) -> None:
+        super().observe(event)
         weight = self.type_weights[event.type]
         recent = self.recent.setdefault(event.user_id, deque(maxlen=self.n_recent))
         if recent:
@@ -273,7 +273,7 @@ class FullSystem:
     >>> system.fit_items([Item("tea1", "Green Tea", "tea"), Item("tea2", "Oolong Tea", "tea"),
     ...                   Item("cof1", "Espresso", "coffee")],
     ...                  np.array([[1.0, 0.1], [0.9, 0.2], [0.0, 1.0]]))
-    >>> system.learn(Event("e1", "u1", "tea1", "click", 1.7e9, "home"))
+    >>> system.observe(Event("e1", "u1", "tea1", "click", 1.7e9, "home"))
     >>> system.recommend(Event("e2", "u1", "?", "click", 1.7e9 + 60, "home"), k=1)
     ['tea2']
     """
@@ -301,7 +301,7 @@ class FullSystem:
         recommended = self.recommender.recommend(self.state(event.user_id), k, now=event.ts, scene=event.scene)
         return [r.item_id for r in recommended]
 
-    def learn(self, event: Event) -> None:
+    def observe(self, event: Event) -> None:
         observation = self.recommender.observe(self.state(event.user_id), event)
         if self.learn_ranker and observation is not None:
             self.recommender.learn(observation.feedback)

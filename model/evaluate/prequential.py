@@ -1,9 +1,9 @@
-"""Prequential evaluation: for each event in time order, first recommend, score, then learn.
+"""Prequential evaluation: for each event in time order, first recommend, score, then observe.
 
 Every event is a test before it is a lesson: each system is asked for the
 user's top ``k`` as of just before the event (:meth:`System.recommend`), the
 item the user actually took is looked up in that list, and only then is the
-event fed in (:meth:`System.learn`). Nothing from the future leaks into a
+event fed in (:meth:`System.observe`). Nothing from the future leaks into a
 list, every event is used for both testing and training, and the numbers
 describe a system that keeps learning, as a streaming one does.
 
@@ -96,7 +96,7 @@ class SystemResult:
     positions
         Per scored event, its 0-based position in the replayed stream.
     latency_ns
-        Per replayed event (scored or not), nanoseconds of ``recommend`` + ``learn``.
+        Per replayed event (scored or not), nanoseconds of ``recommend`` + ``observe``.
     recommended
         Distinct items recommended on scored events.
     list_lengths
@@ -119,7 +119,7 @@ class SystemResult:
 
     @property
     def events_per_s(self) -> float:
-        """Events per second this system alone sustains: events / total time in recommend + learn."""
+        """Events per second this system alone sustains: events / total time in recommend + observe."""
         total = self.latency_ns.sum()
         return float(len(self.latency_ns) / (total / 1e9)) if total else math.nan
 
@@ -233,7 +233,7 @@ class Report:
                 "score_types": None if self.score_types is None else list(self.score_types),
                 "scored_events": len(self.systems[0].ranks) if self.systems else 0,
                 "catalogue_size": self.catalogue_size, "window": self.window,
-                "latency": "wall time of recommend + learn per replayed event",
+                "latency": "wall time of recommend + observe per replayed event",
             },
             "wall_s": self.wall_s,
             "systems": [r.to_dict(self.catalogue_size, self.window) for r in self.systems],
@@ -245,7 +245,7 @@ class Report:
 def prequential(events: Iterable[Event], systems: Sequence[System], *, k: int = 10, limit: int | None = None,
                  warmup: int = 0, score_types: Collection[str] | None = None, catalogue_size: int | None = None,
                  window: int = 2000, progress: bool = False) -> Report:
-    """Replay ``events`` in the order given through every system: recommend, score, learn.
+    """Replay ``events`` in the order given through every system: recommend, score, observe.
 
     Parameters
     ----------
@@ -258,9 +258,9 @@ def prequential(events: Iterable[Event], systems: Sequence[System], *, k: int = 
     limit
         Replay at most this many events (all by default).
     warmup
-        The first ``warmup`` events are learned but not scored.
+        The first ``warmup`` events are observed but not scored.
     score_types
-        Score only events of these types (all by default); the others are still learned.
+        Score only events of these types (all by default); the others are still observed.
     catalogue_size
         Denominator of coverage; by default the distinct items replayed or recommended.
     window
@@ -299,7 +299,7 @@ def prequential(events: Iterable[Event], systems: Sequence[System], *, k: int = 
         for s, system in enumerate(systems):
             start = clock()
             recs = system.recommend(event, k)[:k]
-            system.learn(event)
+            system.observe(event)
             latency[s].append(clock() - start)
             if scored:
                 ranks[s].append(rank_of(event.item_id, recs))
