@@ -12,6 +12,9 @@ seen) and the set of event_ids answered with those of a clean run:
 - ``kill``: the worker is SIGKILLed at random points, several times, and restarted;
 - ``redis``: redis-server is stopped for a few seconds mid-stream, then restarted;
 - ``rebalance``: two workers share the group; one is SIGKILLed, the other takes its partitions;
+- ``oversized``: ~5 % of payloads far over the size limit (1 MB JSON, 200 KB of control
+  characters that grow 6× once escaped, binary); each must be dead-lettered within the DLQ's
+  size limit while every valid event is answered.
 - ``poison``: ~5 % poison messages of every kind are mixed into the log.
 
 Per scenario: events sent, applied once, lost (valid events never applied or
@@ -44,7 +47,7 @@ from stream.harness import Collector, produce, start_worker, stop_worker, wait_f
 from stream.stack import LocalStack  # noqa: E402
 from stream.store import RedisStore  # noqa: E402
 
-SCENARIOS = ("kill", "redis", "rebalance", "poison")
+SCENARIOS = ("kill", "redis", "rebalance", "poison", "oversized")
 
 
 def poison(n: int, seed: int, max_bytes: int) -> list[tuple[bytes, str]]:
@@ -68,6 +71,19 @@ def poison(n: int, seed: int, max_bytes: int) -> list[tuple[bytes, str]]:
     ]
     rng = random.Random(seed)
     return [kinds[i % len(kinds)] if i < len(kinds) else rng.choice(kinds) for i in range(n)]
+
+
+def oversized(n: int, max_bytes: int) -> list[tuple[bytes, str]]:
+    """``n`` payloads far over (and one byte over) the size limit, some that grow 6× when escaped."""
+    good = orjson.dumps({"event_id": "o", "user_id": "u-huge", "item_id": "i0001", "type": "click",
+                         "ts": time.time() - 60, "scene": "home", "pad": ""})
+    kinds = [
+        (b"\x01" * 200_000, "oversized"),                                  # 1.2 MB once JSON-escaped
+        (good.replace(b'"pad":""', b'"pad":"' + b"x" * 1_000_000 + b'"'), "oversized"),   # a 1 MB event
+        (good.replace(b'"pad":""', b'"pad":"' + b"x" * (max_bytes - len(good) + 1) + b'"'), "oversized"),
+        (b"\xff" * (4 * max_bytes), "oversized"),                           # binary: base64 in the DLQ
+    ]
+    return [kinds[i % len(kinds)] for i in range(n)]
 
 
 @dataclasses.dataclass
@@ -169,18 +185,21 @@ def run_scenario(name: str, stack: LocalStack, root: Path, catalog, log, clean, 
     result = Result(name, len(log))
     run = Run(stack, root, catalog, workers=2 if name == "rebalance" else 1, dedupe_window=0)
     try:
-        if name == "poison":
-            bad = poison(max(1, len(log) // 20), seed, run.settings.max_payload_bytes)
+        if name in ("poison", "oversized"):
+            n, limit = max(1, len(log) // 20), run.settings.max_payload_bytes
+            bad = poison(n, seed, limit) if name == "poison" else oversized(n, limit)
             mixed: list = list(log)
             for payload, _ in bad:
                 mixed.insert(rng.randrange(len(mixed) + 1), payload)
-            produce(stack.bootstrap_servers, run.settings.events_topic, mixed)
+            produce(stack.bootstrap_servers, run.settings.events_topic, mixed, max_request_size=8_000_000)
             result.sent += len(bad)
-            wait_for(lambda: len(run.dead.records) >= len(bad), 60, "every poison message dead-lettered")
+            wait_for(lambda: len(run.dead.records) >= len(bad), 60, f"every {name} message dead-lettered")
             expected = Counter(reason for _, reason in bad)
             run.wait_answered(valid_ids)
             result = compare(result, clean, run, valid_ids)
             assert result.dead_lettered == expected, (result.dead_lettered, expected)
+            too_big = [d for d in run.dead.records if len(orjson.dumps(d)) > run.settings.dead_letter_max_bytes]
+            assert not too_big, f"{len(too_big)} dead letters over {run.settings.dead_letter_max_bytes} bytes"
             return result
         # The log goes in one segment per fault plus one: each fault strikes while its
         # segment is being answered, and the next segment is produced only after the

@@ -34,7 +34,7 @@ output = raw_topic(app, OUTPUT_TOPIC, settings.partitions)
 @app.agent(events)
 async def forward(stream):
     async for batch in stream.take_events(settings.batch_max, within=settings.batch_wait_s):
-        await send_all((output, [Outgoing(e.message.key, e.message.value) for e in batch]))
+        await send_all(settings, None, (output, [Outgoing(e.message.key, e.message.value) for e in batch]))
 
 
 if __name__ == "__main__":

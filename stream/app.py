@@ -10,6 +10,7 @@ worker serves its Prometheus metrics (:mod:`stream.metrics`) when
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 
 from stream import metrics
@@ -28,6 +29,9 @@ recommendations = raw_topic(app, settings.recommendations_topic, settings.partit
 dead_letters = raw_topic(app, settings.dlq_topic, settings.partitions)
 feedback = raw_topic(app, settings.feedback_topic, 1)
 forget_requests = raw_topic(app, settings.forget_topic, settings.partitions)
+# Sends wait for the broker's acks and dead-letter what it refuses; steps retry while a dependency is down.
+send = functools.partial(send_all, settings, dead_letters)
+retry = functools.partial(retrying, settings)
 
 _processor: StreamProcessor | None = None
 _processor_lock = asyncio.Lock()
@@ -69,8 +73,8 @@ async def on_items(stream):
     """Catalogue updates → text encoded in batches → vectors in Redis and the local index."""
     proc = await processor()
     async for batch in stream.take_events(settings.batch_max, within=settings.batch_wait_s):
-        dead = await retrying(proc.handle_items, [as_message(e) for e in batch])
-        await send_all((dead_letters, dead))
+        dead = await retry(proc.handle_items, [as_message(e) for e in batch])
+        await send((dead_letters, dead))
 
 
 @app.agent(events)
@@ -78,8 +82,8 @@ async def on_events(stream):
     """Behaviour events → user state updated → one recommendation each, or the DLQ."""
     proc = await processor()
     async for batch in stream.take_events(settings.batch_max, within=settings.batch_wait_s):
-        recs, dead, labels = await retrying(proc.handle_events, [as_message(e) for e in batch])
-        await send_all((dead_letters, dead), (recommendations, recs), (feedback, labels))
+        recs, dead, labels = await retry(proc.handle_events, [as_message(e) for e in batch])
+        await send((dead_letters, dead), (recommendations, recs), (feedback, labels))
         metrics.recommendations_sent((r.event_ts, r.ingest_ts) for r in recs)
 
 
@@ -88,14 +92,14 @@ async def on_forget(stream):
     """User deletion requests → every per-user key deleted → a tombstone (null) on recommendations."""
     proc = await processor()
     async for batch in stream.take_events(settings.batch_max, within=settings.batch_wait_s):
-        tombstones, dead = await retrying(proc.forget_users, [as_message(e) for e in batch])
-        await send_all((dead_letters, dead), (recommendations, tombstones))
+        tombstones, dead = await retry(proc.forget_users, [as_message(e) for e in batch])
+        await send((dead_letters, dead), (recommendations, tombstones))
 
 
 @app.timer(settings.item_sync_interval_s)
 async def sync_replicas():
     """Keep this worker's item index, popularity and ranker in step with what others wrote."""
-    await retrying((await processor()).sync)
+    await retry((await processor()).sync)
 
 
 @app.timer(settings.lag_interval_s)

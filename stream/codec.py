@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import hashlib
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
@@ -83,14 +84,15 @@ class Decoded(Generic[T]):
     reasons: list[str]
 
 
-def decode_all(messages: Sequence[Message], decode: Callable[[bytes | None], T], source_topic: str) -> Decoded[T]:
+def decode_all(messages: Sequence[Message], decode: Callable[[bytes | None], T], source_topic: str,
+               dead_letter_max_bytes: int = 16384) -> Decoded[T]:
     """Decode every message with ``decode``; a record it refuses becomes a dead letter, the others go on."""
     out: Decoded[T] = Decoded([], [], [])
     for message in messages:
         try:
             out.values.append((decode(message.value), message))
         except InvalidInput as err:
-            out.dead.append(dead_letter(message, err, source_topic))
+            out.dead.append(dead_letter(message, err, source_topic, dead_letter_max_bytes))
             out.reasons.append(err.reason)
     return out
 
@@ -123,25 +125,56 @@ def encode_recommendation(event: Event, items: Sequence[Recommended], titles: di
     })
 
 
-def dead_letter(message: Message, error: InvalidInput, source_topic: str) -> Outgoing:
-    """The DLQ record: the reason, where the record came from, and its original payload byte for byte."""
+#: Bytes a dead letter's key may keep as it is; a longer one is replaced by its sha256 (hex).
+MAX_KEY_BYTES = 256
+
+
+def dead_letter(message: Message, error: InvalidInput, source_topic: str, max_bytes: int = 16384) -> Outgoing:
+    """The DLQ record: the reason, where the record came from, and what it held, in at most ``max_bytes``.
+
+    A bad record can be any size, and escaping can make it six times larger
+    (a control character becomes ``\\u0001``), while a record the producer
+    cannot send would stop the batch it belongs to. So the record always fits:
+    the payload's original size and sha256 are given in full, and as much of
+    its beginning as fits (``payload_truncated`` says whether that is all of it).
+    Valid UTF-8 is kept as text, anything else as base64 (``payload_encoding``).
+    """
     raw = message.value or b""
-    try:
-        payload, encoding = raw.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError:
-        payload, encoding = base64.b64encode(raw).decode(), "base64"
+    key = message.key or b""
     body: dict[str, Any] = {
         "reason": error.reason,
         "field": error.field,
-        "error": str(error),
+        "error": str(error)[:500],
         "topic": source_topic,
         "partition": message.partition,
         "offset": message.offset,
-        "payload": payload,
-        "payload_encoding": encoding,
+        "payload_bytes": len(raw),
+        "payload_sha256": hashlib.sha256(raw).hexdigest(),
         "dead_lettered_ts": time.time(),
     }
-    return Outgoing(message.key or b"", orjson.dumps(body))
+    if len(key) > MAX_KEY_BYTES:
+        key = hashlib.sha256(key).hexdigest().encode()
+        body["key_sha256"] = key.decode()
+    overhead = len(orjson.dumps({**body, "payload": "", "payload_encoding": "base64", "payload_truncated": True}))
+    prefix = min(len(raw), max_bytes)
+    while True:
+        payload, encoding = _text_or_base64(raw[:prefix])
+        record = orjson.dumps({**body, "payload": payload, "payload_encoding": encoding,
+                               "payload_truncated": prefix < len(raw)})
+        if len(record) <= max_bytes or prefix == 0:
+            return Outgoing(key, record)
+        # Scale the prefix by what each byte measured to cost once encoded, with a 5 % margin.
+        per_byte = (len(record) - overhead) / prefix
+        prefix = min(prefix - 1, max(int(0.95 * (max_bytes - overhead) / per_byte), 0))
+
+
+def _text_or_base64(raw: bytes) -> tuple[str, str]:
+    try:
+        return raw.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError as err:
+        if err.start >= len(raw) - 3 and err.reason == "unexpected end of data":  # a cut multi-byte character
+            return raw[:err.start].decode("utf-8"), "utf-8"
+        return base64.b64encode(raw).decode(), "base64"
 
 
 # --- feedback: labelled impressions, worker → trainer
@@ -150,9 +183,10 @@ def encode_feedback(event: Event, feedback: Feedback) -> bytes:
                          "model_version": feedback.model_version, "X": feedback.X.tolist(), "y": feedback.y.tolist()})
 
 
-def decode_feedback(payload: bytes | None, n_features: int) -> tuple[np.ndarray, np.ndarray]:
+def decode_feedback(payload: bytes | None, n_features: int,
+                    max_bytes: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The (X, y) of a feedback record, checked against the ranker's feature count."""
-    body = decode_json(payload)
+    body = decode_json(payload, max_bytes)
     try:
         X = np.asarray(body["X"], dtype=np.float64).reshape(-1, n_features)
         y = np.asarray(body["y"], dtype=np.float64)

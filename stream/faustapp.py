@@ -13,10 +13,11 @@ from pathlib import Path
 
 import faust
 import redis
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaConnectionError, KafkaError
 
+from model.schema import InvalidInput
 from stream import metrics, transport
-from stream.codec import Message, Outgoing
+from stream.codec import Message, Outgoing, dead_letter
 from stream.settings import Settings
 
 log = logging.getLogger("streamrec")
@@ -60,17 +61,59 @@ def as_message(event: faust.EventT) -> Message:
     return Message(m.key, m.value, m.partition, m.offset, m.timestamp)
 
 
-async def send_all(*outputs: tuple[faust.TopicT, list[Outgoing]]) -> None:
+async def send_all(settings: Settings, dead_letters: faust.TopicT | None,
+                   *outputs: tuple[faust.TopicT, list[Outgoing]]) -> None:
     """Send the records of every ``(topic, records)``, then wait for all the broker's acks at once.
 
-    Offsets are committed only for delivered output. Waiting once for every topic
-    of a batch, rather than topic by topic, costs one broker round trip, not three.
+    Returns once every record is delivered, or dead-lettered: the caller commits
+    the batch's offsets only then. Waiting once for every topic of a batch, rather
+    than topic by topic, costs one broker round trip, not three. A record the
+    broker refuses for good (too large, say) must not stop the others or be lost
+    silently: it is replaced by a dead letter naming it (``unsendable``) on
+    ``dead_letters``; records that failed for a transient reason are sent again,
+    with backoff, until they go through.
     """
-    futures = [await topic.send(key=r.key, value=r.value) for topic, records in outputs for r in records]
-    await asyncio.gather(*futures)
+    pending = [(topic, record) for topic, records in outputs for record in records]
+    delay, loop = 0.1, object()
+    try:
+        while pending:
+            sent, failed = [], []
+            for topic, record in pending:
+                try:
+                    sent.append((topic, record, await topic.send(key=record.key, value=record.value)))
+                except Exception as exc:  # raised before the record left: judged below like an ack's error
+                    failed.append((topic, record, exc))
+            acks = await asyncio.gather(*(future for _, _, future in sent), return_exceptions=True)
+            failed += [(t, r, ack) for (t, r, _), ack in zip(sent, acks) if isinstance(ack, BaseException)]
+            pending = []
+            for topic, record, exc in failed:
+                if _transient(exc):
+                    pending.append((topic, record))
+                elif dead_letters is not None and topic is not dead_letters:
+                    error = InvalidInput("unsendable", detail=f"{type(exc).__name__}: {exc}")
+                    log.error("dead-lettering a record the broker refused for %s: %s", topic.get_topic_name(), exc)
+                    metrics.dead_lettered("output", "unsendable")
+                    dead = dead_letter(Message(record.key, record.value), error, topic.get_topic_name(),
+                                       settings.dead_letter_max_bytes)
+                    pending.append((dead_letters, dead))
+                else:
+                    log.error("dropping a dead letter the broker refused (%s): %s", type(exc).__name__, exc)
+            if any(_transient(exc) for _, _, exc in failed):
+                metrics.health.failing(loop, "kafka")
+                log.warning("Kafka at %s did not take %d record(s) (%s); sending them again in %.1f s",
+                            settings.broker, len(pending), failed[0][2], delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+    finally:
+        metrics.health.recovered(loop)
 
 
-async def retrying(step, *args):
+def _transient(exc: BaseException) -> bool:
+    return isinstance(exc, TRANSIENT) and getattr(exc, "retriable", True) is not False \
+        or isinstance(exc, KafkaConnectionError)
+
+
+async def retrying(settings: Settings, step, *args):
     """``await step(*args)`` until no transient error stops it; the worker reports itself down meanwhile."""
     delay, loop = 0.1, object()
     try:
@@ -78,12 +121,20 @@ async def retrying(step, *args):
             try:
                 return await step(*args)
             except TRANSIENT as exc:
-                metrics.health.failing(loop, metrics.dependency_of(exc))
-                log.warning("dependency unavailable (%r); retrying the batch in %.1fs", exc, delay)
+                dependency = metrics.dependency_of(exc)
+                metrics.health.failing(loop, dependency)
+                log.warning("%s unavailable (%s); retrying the batch in %.1f s", describe(settings, dependency),
+                            exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
     finally:
         metrics.health.recovered(loop)
+
+
+def describe(settings: Settings, dependency: str) -> str:
+    """The dependency and where it is, as a log line names it: ``Redis at redis://...``."""
+    where = {"redis": f"Redis at {settings.redis_url}", "kafka": f"Kafka at {settings.broker}"}
+    return where.get(dependency, "a dependency")
 
 
 def serve_metrics(settings: Settings) -> None:

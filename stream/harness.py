@@ -84,11 +84,14 @@ def wait_for_catalogue(settings: Settings, n: int, timeout: float, worker: subpr
 
 
 def produce(bootstrap: str, topic: str, records: Iterable[dict | bytes],
-            key: Callable[[dict], str] = lambda r: r["user_id"]) -> None:
-    """Publish dicts as JSON (bytes as they are, keyed ``bad``), keyed by ``key(record)``, and flush."""
+            key: Callable[[dict], str] = lambda r: r["user_id"], **config: Any) -> None:
+    """Publish dicts as JSON (bytes as they are, keyed ``bad``), keyed by ``key(record)``, and flush.
+
+    ``config`` goes to kafka-python's producer (``max_request_size=...`` for huge records).
+    """
     from kafka import KafkaProducer
 
-    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=2)
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=2, **config)
     try:
         for record in records:
             value = record if isinstance(record, bytes) else orjson.dumps(record)

@@ -21,11 +21,13 @@ import numpy as np
 
 from model.ranker import OnlineRanker
 from model.recommender import Recommender
-from model.schema import Event, Item, parse_event, parse_item
+from model.schema import Event, InvalidInput, Item, parse_event, parse_item
 from stream import metrics
 from stream.codec import (
+    Decoded,
     Message,
     Outgoing,
+    dead_letter,
     decode_all,
     decode_forget,
     encode_feedback,
@@ -77,8 +79,8 @@ class StreamProcessor:
     # --- items
     async def handle_items(self, messages: Sequence[Message]) -> list[Outgoing]:
         """Validate, encode what is new or changed (one batched call), store; returns dead letters."""
-        decoded = decode_all(messages, functools.partial(parse_item, max_bytes=self.settings.max_payload_bytes),
-                             self.settings.items_topic)
+        decoded = self._decode(messages, functools.partial(parse_item, max_bytes=self.settings.max_payload_bytes),
+                               self.settings.items_topic)
         items = [item for item, _ in decoded.values]
         latest = {item.item_id: item for item in items}  # compacted topic semantics: last one wins
         stale = await self._run(self._needs_encoding, list(latest.values()))
@@ -140,11 +142,12 @@ class StreamProcessor:
 
     def _handle_events(self, messages: Sequence[Message]) -> tuple[list[Outgoing], list[Outgoing], list[Outgoing]]:
         received = time.time()
-        decoded = decode_all(messages, functools.partial(parse_event, now=received,
-                                                         max_bytes=self.settings.max_payload_bytes),
-                             self.settings.events_topic)
+        decoded = self._decode(messages, functools.partial(parse_event, now=received,
+                                                           max_bytes=self.settings.max_payload_bytes),
+                               self.settings.events_topic)
         events = decoded.values
         out, labels = self._recommend(events, received) if events else ([], [])
+        out = [answer for answer in (self._sendable(a, m, decoded) for a, m in out) if answer is not None]
         self._tally("events", len(messages), decoded.reasons)
         self.outcomes["events:ok"] += len(events)
         metrics.events_processed(event.type for event, _ in events)
@@ -153,7 +156,7 @@ class StreamProcessor:
         return out, decoded.dead, [label for _, label in labels]
 
     def _recommend(self, events: list[tuple[Event, Message]],
-                   received: float) -> tuple[list[Outgoing], list[tuple[bool, Outgoing]]]:
+                   received: float) -> tuple[list[tuple[Outgoing, Message]], list[tuple[bool, Outgoing]]]:
         """Observe each event into its user's state, in order, and answer each with a recommendation.
 
         Observing also labels the list the user was shown last: those labels go to the trainer.
@@ -188,12 +191,26 @@ class StreamProcessor:
         self.store.save_users(states.values(), popularity)  # one MULTI/EXEC: all of the batch or none
         sent = time.time()
         titles, version = rec.index.items, self.model_version
-        return [Outgoing(event.user_id.encode(),
-                         encode_recommendation(event, items, titles, model_version=version,
-                                               ingest_ts=message.timestamp or received, received_ts=received,
-                                               sent_ts=sent),
-                         event_ts=event.ts, ingest_ts=message.timestamp or received)
+        return [(Outgoing(event.user_id.encode(),
+                          encode_recommendation(event, items, titles, model_version=version,
+                                                ingest_ts=message.timestamp or received, received_ts=received,
+                                                sent_ts=sent),
+                          event_ts=event.ts, ingest_ts=message.timestamp or received), message)
                 for event, message, items in results], labels
+
+    def _decode(self, messages: Sequence[Message], decode, topic: str) -> Decoded:
+        return decode_all(messages, decode, topic, self.settings.dead_letter_max_bytes)
+
+    def _sendable(self, answer: Outgoing, message: Message, decoded: Decoded) -> Outgoing | None:
+        """``answer``, or None if it is over the size the producer can send: its event is dead-lettered instead."""
+        if len(answer.value or b"") + len(answer.key) <= self.settings.max_message_bytes:
+            return answer
+        size, limit = len(answer.value or b""), self.settings.max_message_bytes
+        error = InvalidInput("answer_too_large", detail=f"{size} bytes > {limit} (STREAMREC_MAX_MESSAGE_BYTES)")
+        decoded.dead.append(dead_letter(message, error, self.settings.events_topic,
+                                        self.settings.dead_letter_max_bytes))
+        decoded.reasons.append(error.reason)
+        return None
 
     def _tally(self, source: str, size: int, dead_reasons: list[str]) -> None:
         """Count a batch once it went through: one retried after a Redis failure counts once."""
@@ -212,8 +229,8 @@ class StreamProcessor:
         return await self._run(self._forget_users, messages)
 
     def _forget_users(self, messages: Sequence[Message]) -> tuple[list[Outgoing], list[Outgoing]]:
-        decoded = decode_all(messages, functools.partial(decode_forget, max_bytes=self.settings.max_payload_bytes),
-                             self.settings.forget_topic)
+        decoded = self._decode(messages, functools.partial(decode_forget, max_bytes=self.settings.max_payload_bytes),
+                               self.settings.forget_topic)
         users = dict.fromkeys(user_id for user_id, _ in decoded.values)
         for user_id in users:
             self.store.forget_user(user_id)

@@ -59,8 +59,16 @@ class Settings:
     batch_wait_s: float = 0.02
     # --- the model: every knob of RecommenderConfig, each its own STREAMREC_<FIELD> variable
     model: RecommenderConfig = dataclasses.field(default_factory=RecommenderConfig)
-    # --- input limits
+    # --- size limits (a record over the producer's max request size would stop its whole batch)
+    #: Largest event, item or forget request accepted; larger ones are dead-lettered as ``oversized``.
     max_payload_bytes: int = 65536
+    #: Largest feedback record the trainer accepts (a list's labelled features).
+    max_feedback_bytes: int = 1_048_576
+    #: A dead letter never exceeds this: it keeps the bad payload's size, sha256 and as much of it as fits.
+    dead_letter_max_bytes: int = 16384
+    #: Largest record a worker sends; an answer over it is dead-lettered (``answer_too_large``) instead.
+    #: Well under the producer's max request size (1 MiB by default in aiokafka and Kafka).
+    max_message_bytes: int = 524_288
     # --- the encoder
     encoder_device: str = "auto"
     #: Most texts per forward pass; 0 picks by device: 16 on CPU (the best fixed batch there,

@@ -11,65 +11,24 @@ over) resumes from the last snapshot in Redis.
 
 from __future__ import annotations
 
+import functools
 import logging
 
-from model.features import initial_ranker
-from model.ranker import OnlineRanker
 from stream import metrics
-from stream.codec import Message, Outgoing, decode_all, decode_feedback
+from stream.codec import Outgoing
 from stream.faustapp import as_message, make_app, raw_topic, retrying, send_all, serve_metrics
+from stream.learning import Trainer
 from stream.settings import Settings
 from stream.store import RedisStore
 
 log = logging.getLogger("streamrec.trainer")
-
-
-class Trainer:
-    """Learns labelled impressions into one :class:`model.ranker.OnlineRanker` and snapshots it."""
-
-    def __init__(self, settings: Settings, store: RedisStore):
-        self.settings = settings
-        self.store = store
-        fresh = initial_ranker(settings.model)
-        snapshot = store.load_snapshot()
-        self.ranker = (OnlineRanker.from_bytes(snapshot, learning_rate=settings.model.learning_rate)
-                       if snapshot else fresh)
-        if self.ranker.features != fresh.features:
-            log.warning("stored snapshot has other features %s: starting afresh", self.ranker.features)
-            self.ranker = fresh
-        self.published = self.ranker.version
-        metrics.model_version(self.ranker.version)
-        log.info("trainer starts from ranker version %d", self.ranker.version)
-
-    def learn(self, messages: list[Message]) -> list[Outgoing]:
-        """Learn every valid record; returns dead letters for the others."""
-        n_features = len(self.ranker.features)
-        decoded = decode_all(messages, lambda payload: decode_feedback(payload, n_features),
-                             self.settings.feedback_topic)
-        for reason in decoded.reasons:
-            metrics.dead_lettered("feedback", reason)
-        for (X, y), _ in decoded.values:
-            if len(y):
-                self.ranker.learn_rows(X, y)
-                metrics.examples_learned(len(y))
-        metrics.model_version(self.ranker.version)
-        return decoded.dead
-
-    def snapshot(self) -> bytes | None:
-        """Publish the ranker to Redis if it learned since the last snapshot; returns what was published."""
-        if self.ranker.version == self.published:
-            return None
-        data = self.ranker.to_bytes()
-        self.store.save_snapshot(self.ranker.version, data)
-        self.published = self.ranker.version
-        return data
-
-
 settings = Settings.from_env()
 app = make_app(settings, f"{settings.app_id}-trainer")
 feedback = raw_topic(app, settings.feedback_topic, 1)
 snapshots = raw_topic(app, settings.snapshots_topic, 1)
 dead_letters = raw_topic(app, settings.dlq_topic, settings.partitions)
+send = functools.partial(send_all, settings, dead_letters)
+retry = functools.partial(retrying, settings)
 _trainer: Trainer | None = None
 
 
@@ -91,8 +50,8 @@ async def metrics_endpoint():
 async def on_feedback(stream):
     """Labelled impressions → the ranker learns them, in order."""
     async for batch in stream.take_events(settings.batch_max, within=settings.batch_wait_s):
-        dead = await retrying(_learn, [as_message(e) for e in batch])
-        await send_all((dead_letters, dead))
+        dead = await retry(_learn, [as_message(e) for e in batch])
+        await send((dead_letters, dead))
 
 
 async def _learn(messages):
@@ -102,9 +61,9 @@ async def _learn(messages):
 @app.timer(settings.snapshot_interval_s)
 async def publish_snapshot():
     """Every snapshot interval: the ranker to Redis (workers hot-swap it) and to the snapshots topic."""
-    data = await retrying(_snapshot)
+    data = await retry(_snapshot)
     if data is not None:
-        await send_all((snapshots, [Outgoing(b"ranker", data)]))
+        await send((snapshots, [Outgoing(b"ranker", data)]))
         log.info("published ranker version %d", trainer().ranker.version)
 
 

@@ -2,7 +2,8 @@
 
 Real Tansu broker, real redis-server with an append-only file, real worker
 processes: SIGKILL and restart, Redis stopped and restarted mid-stream, two
-workers of which one is killed (rebalance), ~5 % poison of every kind. Each
+workers of which one is killed (rebalance), ~5 % poison of every kind, ~5 % payloads far over the
+size limit (which once stopped the agent). Each
 run's final Redis state and answered event_ids are compared with a clean run
 of the same log. `python bench/faults.py` runs the same at full size.
 """
@@ -25,3 +26,4 @@ def test_no_event_is_lost_or_applied_twice_under_faults(tmp_path):
     by_name = {r.scenario: r for r in results}
     assert by_name["kill"].answered_again > 0          # the kills really did cause redeliveries
     assert sum(by_name["poison"].dead_lettered.values()) == 20
+    assert by_name["oversized"].dead_lettered == {"oversized": 20}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import orjson
 import pytest
 import redis
 
@@ -94,6 +95,25 @@ def test_bad_input_goes_to_the_dlq_and_the_worker_keeps_going(running, stack, ca
     assert all(d["topic"] == settings.events_topic and d["error"] for d in dead)
     answered = [r["event_id"] for r in wait_user(recs, "bob", 2)]
     assert answered == ["e0", "e1"]
+
+
+def test_huge_payloads_never_stop_the_worker(running, stack, catalog):
+    """The reported crash: dead letters too large to send stopped the agent, and its batch went unanswered."""
+    settings, recs, dlq = running
+    good = events_for("hugh", catalog[:3], T0)
+    huge_json = {**good[0], "event_id": "huge", "extra": "x" * 1_000_000}
+    produce(stack.bootstrap_servers, settings.events_topic, [good[0], b"\x01" * 200_000, huge_json, good[1]],
+            max_request_size=4_000_000)
+    huge_item = {"item_id": "huge-item", "title": "Huge", "category": "x", "text": "x" * 1_000_000}
+    produce(stack.bootstrap_servers, settings.items_topic, [huge_item], key=lambda i: i["item_id"],
+            max_request_size=4_000_000)
+    produce(stack.bootstrap_servers, settings.events_topic, [good[2]])  # after the item: the worker is still up
+    assert [r["event_id"] for r in wait_user(recs, "hugh", 3)] == ["e0", "e1", "e2"]
+    wait_for(lambda: sum(d is not None and d.get("payload_bytes", 0) >= 200_000 for d in dlq.records) >= 3, 30,
+             "three bounded dead letters")
+    big = [d for d in dlq.records if d is not None and d.get("payload_bytes", 0) >= 200_000]
+    assert {d["topic"] for d in big} == {settings.events_topic, settings.items_topic}
+    assert all(d["payload_truncated"] and len(orjson.dumps(d)) <= settings.dead_letter_max_bytes for d in big)
 
 
 def wait_user(collector: Collector, user: str, n: int, timeout: float = 60.0) -> list[dict]:
