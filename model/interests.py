@@ -123,26 +123,42 @@ class UserState:
     scenes: dict[str, InterestVector] = dataclasses.field(default_factory=dict)
     shown: Impressions | None = None
     #: Ids of the user's latest events: a client's retry (same event_id) is applied once.
-    event_ids: list[str] = dataclasses.field(default_factory=list)
-    #: (partition, offset) of the last event applied from a log: where a redelivery stops being new.
-    position: tuple[int, int] | None = None
+    #: ... with each one's :attr:`model.schema.Event.fingerprint`, to tell a retry from a clash.
+    event_ids: dict[str, str] = dataclasses.field(default_factory=dict)
+    #: Per partition of the events log, the offset of the last event applied from it: where a
+    #: redelivery stops being new. One partition in the normal case (the topic is keyed by
+    #: user); more only for events that arrived with another key and were re-keyed.
+    positions: dict[int, int] = dataclasses.field(default_factory=dict)
 
     def is_duplicate(self, event_id: str) -> bool:
         return event_id in self.event_ids
 
-    def remember_event(self, event_id: str, window: int) -> None:
+    def is_retry(self, event_id: str, fingerprint: str) -> bool:
+        """Whether ``event_id`` was seen with this same content (a retry, not two events under one id).
+
+        Ids remembered before fingerprints were kept count as retries.
+        """
+        return self.event_ids.get(event_id) in (fingerprint, "")
+
+    def remember_event(self, event_id: str, fingerprint: str, window: int) -> None:
         """Keep ``event_id`` among the last ``window`` ids (0: keep none, no deduplication)."""
-        self.event_ids.append(event_id)
-        del self.event_ids[: max(len(self.event_ids) - window, 0)]
+        self.event_ids[event_id] = fingerprint
+        for old in list(self.event_ids)[: max(len(self.event_ids) - window, 0)]:
+            del self.event_ids[old]
 
     def applied(self, partition: int, offset: int) -> bool:
-        """Whether the event at ``offset`` of ``partition`` is already in this state (a redelivery).
+        """Whether the event at ``offset`` of ``partition`` of the events log is already in this state.
 
-        A user's events all come from one partition (the topic is keyed by user), so one
-        position per user is enough. After a change of partition count the old position
-        says nothing about the new partition, and events are applied (logged as such).
+        Offsets are committed after the state is written, so a redelivered event is one
+        at or before the last position applied from its partition. Events of one
+        partition arrive in order (re-keyed ones too: each source partition is
+        forwarded in order), so one offset per partition is enough.
         """
-        return self.position is not None and self.position[0] == partition and offset <= self.position[1]
+        last = self.positions.get(partition)
+        return last is not None and offset <= last
+
+    def mark_applied(self, partition: int, offset: int) -> None:
+        self.positions[partition] = max(offset, self.positions.get(partition, offset))
 
     def mark_seen(self, item_id: str, ts: float, kind: str, max_seen: int, max_recent: int = 20) -> None:
         self.seen[item_id] = max(ts, self.seen.pop(item_id, ts))
@@ -161,8 +177,8 @@ class UserState:
             "recent": orjson.dumps(self.recent),
             "pending": orjson.dumps(self.pending),
             "n": str(self.n_events).encode(),
-            "eids": orjson.dumps(self.event_ids),
-            "pos": orjson.dumps(self.position),
+            "eids": orjson.dumps(list(self.event_ids.items())),
+            "pos": orjson.dumps(sorted(self.positions.items())),
             "scenes": orjson.dumps([[name, sv.ts, sv.mass.tolist()] for name, sv in self.scenes.items()]),
             "scene_v": b"".join(sv.vectors.tobytes() for sv in self.scenes.values()),
             "shown": orjson.dumps(None if self.shown is None else {
@@ -192,9 +208,12 @@ class UserState:
         state.recent = [tuple(r) for r in orjson.loads(m["recent"])]
         state.pending = [tuple(p) for p in orjson.loads(m["pending"])]
         state.n_events = int(m["n"])
-        state.event_ids = orjson.loads(m.get("eids", b"[]"))
-        position = orjson.loads(m.get("pos", b"null"))
-        state.position = None if position is None else (int(position[0]), int(position[1]))
+        ids = orjson.loads(m.get("eids", b"[]"))
+        state.event_ids = {i: "" for i in ids} if ids and isinstance(ids[0], str) else dict(ids)
+        positions = orjson.loads(m.get("pos", b"[]")) or []
+        if positions and not isinstance(positions[0], list):  # stored before re-keying: one [partition, offset]
+            positions = [positions]
+        state.positions = {int(p): int(o) for p, o in positions}
         scene_vectors = np.frombuffer(m.get("scene_v", b""), dtype=np.float32).reshape(-1, dim)
         for row, (name, ts, mass) in enumerate(orjson.loads(m.get("scenes", b"[]"))):
             sv = InterestVector(dim, half_lives[-1:])

@@ -114,6 +114,18 @@ class Recommender:
     def weight(self, event: Event) -> float:
         return float(self.config.type_weights[event.type])
 
+    def remove_items(self, item_ids: list[str]) -> list[str]:
+        """Delete items from the catalogue: never a candidate or a reason again; returns those that were here.
+
+        Their co-occurrence rows go too (memory stays bounded by the live catalogue);
+        neighbour entries pointing at them are skipped, as for any item not in the index.
+        """
+        removed = self.index.remove(item_ids)
+        for item_id in removed:
+            self.covisit.rows.pop(item_id, None)
+            self.bundles.rows.pop(item_id, None)
+        return removed
+
     def in_catalogue(self, item_id: str) -> bool:
         """Whether the global counts (popularity, co-occurrence) take ``item_id``: catalogue items only.
 
@@ -136,7 +148,7 @@ class Recommender:
         """
         if state.is_duplicate(event.event_id):
             return None
-        state.remember_event(event.event_id, self.config.dedupe_window)
+        state.remember_event(event.event_id, event.fingerprint, self.config.dedupe_window)
         feedback = self._label(state, event)
         weight = self.weight(event)
         vector = self.index.vector(event.item_id)

@@ -23,6 +23,7 @@ unknown_event_type type
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -41,6 +42,16 @@ MIN_TS = 631_152_000.0
 MAX_FUTURE_S = 86_400.0
 
 
+#: What each reason means, in words, for people (the reason itself is for machines).
+EXPLANATIONS = {
+    "not_json": "it is not JSON", "not_object": "it is not a JSON object", "empty_payload": "it is empty",
+    "oversized": "it is too large", "missing_field": "{field} is missing", "bad_type": "{field} has the wrong type",
+    "empty_field": "{field} is empty", "too_long": "{field} is too long",
+    "bad_characters": "{field} holds control or unprintable characters", "bad_value": "{field} is out of range",
+    "bad_timestamp": "{field} is not a plausible time in seconds", "unknown_event_type": "{field} is not an event type",
+}
+
+
 class InvalidInput(ValueError):
     """Input the model refuses, with a machine-readable ``reason`` and the ``field`` at fault."""
 
@@ -50,6 +61,11 @@ class InvalidInput(ValueError):
         self.detail = detail
         where = f" in {field!r}" if field else ""
         super().__init__(f"{reason}{where}" + (f": {detail}" if detail else ""))
+
+    def explain(self) -> str:
+        """The reason in words: ``"user_id is empty"``."""
+        text = EXPLANATIONS.get(self.reason, self.reason.replace("_", " ")).format(field=self.field or "a field")
+        return text + (f" ({self.detail})" if self.detail else "")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -66,6 +82,15 @@ class Event:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    @property
+    def fingerprint(self) -> str:
+        """A digest of what the event says happened (not when: a client may re-stamp a retry).
+
+        Two events under one ``event_id`` with different fingerprints are a clash, not a retry.
+        """
+        what = "\x1f".join((self.user_id, self.item_id, self.type, self.scene, self.query or ""))
+        return hashlib.blake2b(what.encode(), digest_size=8).hexdigest()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

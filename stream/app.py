@@ -25,6 +25,7 @@ app = make_app(settings, settings.app_id)
 
 items = raw_topic(app, settings.items_topic, settings.partitions)
 events = raw_topic(app, settings.events_topic, settings.partitions)
+rekeyed = raw_topic(app, settings.rekeyed_topic, settings.partitions)  # co-partitioned with events
 recommendations = raw_topic(app, settings.recommendations_topic, settings.partitions)
 dead_letters = raw_topic(app, settings.dlq_topic, settings.partitions)
 feedback = raw_topic(app, settings.feedback_topic, 1)
@@ -79,12 +80,24 @@ async def on_items(stream):
 
 @app.agent(events)
 async def on_events(stream):
-    """Behaviour events → user state updated → one recommendation each, or the DLQ."""
-    proc = await processor()
+    """Behaviour events → user state updated → one recommendation each, or the DLQ (or on to their owner)."""
     async for batch in stream.take_events(settings.batch_max, within=settings.batch_wait_s):
-        recs, dead, labels = await retry(proc.handle_events, [as_message(e) for e in batch])
-        await send((dead_letters, dead), (recommendations, recs), (feedback, labels))
-        metrics.recommendations_sent((r.event_ts, r.ingest_ts) for r in recs)
+        await answer(batch, rekey=True)
+
+
+@app.agent(rekeyed)
+async def on_rekeyed(stream):
+    """Events forwarded here, to their user's owner, by the worker their message key led to."""
+    async for batch in stream.take_events(settings.batch_max, within=settings.batch_wait_s):
+        await answer(batch, rekey=False)
+
+
+async def answer(batch, rekey: bool) -> None:
+    """Handle one micro-batch of events and send all it produced (its offsets move only after that)."""
+    out = await retry((await processor()).handle_events, [as_message(e) for e in batch], rekey)
+    await send((dead_letters, out.dead_letters), (recommendations, out.recommendations), (feedback, out.feedback),
+               (rekeyed, out.forwards))
+    metrics.recommendations_sent((r.event_ts, r.ingest_ts) for r in out.recommendations)
 
 
 @app.agent(forget_requests)

@@ -1,12 +1,8 @@
-"""The ``streamrec`` command line.
+"""The ``streamrec`` command line: one sub-command per thing a user does.
 
-``streamrec worker``                 run a Faust worker (settings from STREAMREC_* variables)
-``streamrec trainer``                run the trainer: feedback in, ranker snapshots out
-``streamrec stack up|down|status``   the embedded local broker + redis-server
-``streamrec topics``                 create the topics on the configured broker
-``streamrec demo``                   local stack + worker + simulated users, recommendations printed live
-``streamrec forget USER_ID``         delete every trace of a user (a request on the forget topic)
-``streamrec replay``                 a recorded event log through baselines and the full system (HR@k, latency)
+Every failure a user can cause (no broker, a wrong address, a bad file, an
+id no event could carry) ends the command with one line naming what failed,
+where, and the fix, and a non-zero exit status (:class:`UserError`).
 """
 
 from __future__ import annotations
@@ -20,83 +16,180 @@ import time
 from pathlib import Path
 
 from model.datasets import Dataset, RatingTypes, load_jsonl, load_movielens
+from model.schema import InvalidInput
 from model.threads import limit_blas_threads
 from stream import kafka_replay, replay, stack
+from stream.codec import decode_forget, encode_forget
 from stream.demo import run_demo
 from stream.forget import request_forget
+from stream.preflight import Unreachable, check_broker, check_redis
 from stream.settings import DEFAULT_STACK_FILE, STACK_FILE_ENV, Settings
 from stream.topics import ensure_topics, topic_specs
+
+DESCRIPTION = """\
+A streaming, real-time recommender: behaviour events in from Kafka, explained
+recommendations out. `streamrec COMMAND --help` tells more about each command.
+
+Settings come from STREAMREC_* environment variables, then from the stack
+file that `streamrec stack up` writes (.streamrec/stack.json, or
+$STREAMREC_STACK_FILE), then the defaults. `streamrec settings` lists them.
+"""
+
+SETTINGS_EPILOG = """\
+Where it connects: STREAMREC_BROKER (default kafka://127.0.0.1:9092) and
+STREAMREC_REDIS_URL (default redis://127.0.0.1:6379/0), or the stack file that
+`streamrec stack up` writes. Every other knob is a STREAMREC_* variable too:
+`streamrec settings` prints them all with their values.
+"""
+
+#: Faust's log level names, and the usual spellings people type for them.
+LOG_LEVELS = {"crit": "crit", "critical": "crit", "error": "error", "warn": "warn", "warning": "warn",
+              "info": "info", "debug": "debug"}
+
+
+class UserError(Exception):
+    """A failure the user can fix; its message is the one line printed (exit status 1)."""
+
+
+class UsageError(UserError):
+    """Options that do not go together or name nothing (exit status 2, as argparse's own)."""
 
 
 def main(argv: list[str] | None = None) -> int:
     limit_blas_threads()
-    parser = argparse.ArgumentParser(prog="streamrec", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    worker = sub.add_parser("worker", help="run a Faust worker")
-    worker.add_argument("--loglevel", "-l", default="info", choices=["crit", "error", "warn", "info", "debug"])
-
-    stack_command = sub.add_parser("stack", help="the embedded local broker and redis-server")
-    stack_command.add_argument("action", choices=["up", "down", "status"])
-
-    trainer = sub.add_parser("trainer", help="run the trainer (feedback in, ranker snapshots out)")
-    trainer.add_argument("--loglevel", "-l", default="info", choices=["crit", "error", "warn", "info", "debug"])
-
-    sub.add_parser("topics", help="create streamrec's topics on the configured broker")
-
-    demo = sub.add_parser("demo", help="run the end-to-end demo on a local stack")
-    demo.add_argument("--users", type=int, default=40)
-    demo.add_argument("--events", type=int, default=3000)
-    demo.add_argument("--rate", type=float, default=200.0, help="events per second")
-    demo.add_argument("--seed", type=int, default=0)
-
-    forget = sub.add_parser("forget", help="delete every trace of a user (the workers act on the request)")
-    forget.add_argument("user_id")
-
-    _replay_arguments(sub.add_parser("replay", help="prequential replay of a recorded event log"))
-
+    parser = _parser()
     args = parser.parse_args(argv)
     # Client libraries are chatty at INFO; the commands print what matters themselves.
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    stack_file = Path(os.environ.get(STACK_FILE_ENV, DEFAULT_STACK_FILE))
+    try:
+        return COMMANDS[args.command](args)
+    except (UsageError, ValueError) as exc:  # ValueError: a bad setting or file, which the message names
+        print(f"streamrec {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except (UserError, Unreachable, stack.StackError, FileNotFoundError, NotADirectoryError) as exc:
+        print(f"streamrec {args.command}: {exc}", file=sys.stderr)
+        return 1
 
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="streamrec", description=DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="command")
+
+    def command(name: str, summary: str, description: str = "", epilog: str = SETTINGS_EPILOG):
+        return sub.add_parser(name, help=summary, description=description or summary, epilog=epilog,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    for name, summary, description in (
+        ("worker", "run a worker (consumes events, items and forget requests)",
+         "Run a Faust worker: it consumes events (and events.rekeyed), items and users.forget, keeps users'\n"
+         "state in Redis and publishes recommendations, dead letters and feedback. Run one per machine,\n"
+         "up to the partition count (STREAMREC_PARTITIONS)."),
+        ("trainer", "run the trainer (feedback in, ranker snapshots out)",
+         "Run the trainer: it learns the feedback topic (one partition: one trainer learns, another waits\n"
+         "as a hot standby) and publishes ranker snapshots every STREAMREC_SNAPSHOT_INTERVAL_S seconds."),
+    ):
+        p = command(name, summary, description)
+        p.add_argument("--loglevel", "-l", default="info", type=str.lower, choices=sorted(LOG_LEVELS),
+                       metavar="LEVEL", help="crit, error, warn(ing), info (default) or debug")
+
+    p = command("stack", "start, stop or inspect a local broker and redis-server",
+                "up: start a Tansu broker (Kafka protocol) and a redis-server on free loopback ports, detached,\n"
+                "    and write their addresses to the stack file (.streamrec/stack.json, or $STREAMREC_STACK_FILE),\n"
+                "    where every later streamrec command finds them;\n"
+                "down: stop them; status: say whether they run, and where. Data lives in memory only.",
+                epilog="")
+    p.add_argument("action", choices=["up", "down", "status"], help="up, down or status")
+
+    command("topics", "create streamrec's topics on the configured broker",
+            "Create streamrec's topics on the configured broker with explicit partition counts (a broker would\n"
+            "otherwise auto-create them with its own). Refuses a topic that exists with another count.")
+    command("settings", "print every setting as the STREAMREC_* variable that sets it",
+            "Print every setting as the STREAMREC_* variable that sets it, with its value here.", epilog="")
+
+    p = command("demo", "the whole loop on a local stack, with simulated users",
+                "Start a local stack, a worker and a trainer; publish a generated catalogue and events from\n"
+                "simulated users whose interests drift; print recommendations live and what was measured.",
+                epilog="")
+    p.add_argument("--users", type=int, default=40, help="simulated users (default 40)")
+    p.add_argument("--events", type=int, default=3000, help="events to publish (default 3000)")
+    p.add_argument("--rate", type=float, default=200.0, help="events per second (default 200)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the catalogue and the users (default 0)")
+
+    p = command("forget", "delete every trace of a user",
+                "Ask the worker that owns the user to delete every per-user key in Redis; it confirms with a\n"
+                "null (tombstone) recommendation keyed by the user.")
+    p.add_argument("user_id", help="the id the user's events carry")
+
+    _replay_arguments(command("replay", "replay a recorded event log through the baselines and full system",
+                              "Replay a recorded event log prequentially (each event scored before it is\n"
+                              "learned) through the baselines and the full system; print HR@k, NDCG@k, MRR\n"
+                              "and latency, and write report.json and plots.", epilog=""))
+    return parser
+
+
+def _settings() -> Settings:
+    return Settings.from_env()
+
+
+def _run_app(module: str, args: argparse.Namespace, *, redis_needed: bool = True) -> int:
+    settings = _settings()
+    check_broker(settings)
+    if redis_needed:
+        check_redis(settings)
     # The apps are built when their module is imported: only the command that runs one imports it.
-    if args.command == "worker":
+    if module == "worker":
         from stream.app import app
-
-        sys.argv = ["streamrec", "worker", "--loglevel", args.loglevel, "--without-web"]
-        app.main()
-    elif args.command == "trainer":
+    else:
         from stream.trainer import app
-
-        sys.argv = ["streamrec", "worker", "--loglevel", args.loglevel, "--without-web"]
-        app.main()
-    elif args.command == "stack":
-        if args.action == "up":
-            info = stack.stack_up(stack_file, Settings.from_env())
-            print(json.dumps(info, indent=2))
-            print(f"# settings are read from {stack_file}; or export:")
-            print(f"export STREAMREC_BROKER={info['broker']} STREAMREC_REDIS_URL={info['redis_url']}")
-        elif args.action == "down":
-            print("stopped" if stack.stack_down(stack_file) else "no stack was running")
-        else:
-            print(json.dumps(stack.stack_status(stack_file), indent=2))
-    elif args.command == "topics":
-        settings = Settings.from_env()
-        ensure_topics(settings.bootstrap_servers, topic_specs(settings))
-        print("topics ready:", ", ".join(name for name, _, _ in topic_specs(settings)))
-    elif args.command == "demo":
-        return run_demo(users=args.users, events=args.events, rate=args.rate, seed=args.seed)
-    elif args.command == "forget":
-        settings = Settings.from_env()
-        try:
-            request_forget(settings, args.user_id)
-        except ValueError as err:  # InvalidInput: an id that no valid event could carry
-            parser.error(str(err))
-        print(f"forget requested on {settings.forget_topic}; a null recommendation keyed by the user confirms it")
-    elif args.command == "replay":
-        return _replay(args)
+    sys.argv = ["streamrec", "worker", "--loglevel", LOG_LEVELS[args.loglevel], "--without-web"]
+    app.main()
     return 0
+
+
+def _stack(args: argparse.Namespace) -> int:
+    stack_file = Path(os.environ.get(STACK_FILE_ENV, DEFAULT_STACK_FILE))
+    if args.action == "up":
+        info = stack.stack_up(stack_file, _settings())
+        print(json.dumps(info, indent=2))
+        print(f"# settings are read from {stack_file}; or export:")
+        print(f"export STREAMREC_BROKER={info['broker']} STREAMREC_REDIS_URL={info['redis_url']}")
+    elif args.action == "down":
+        print("stopped" if stack.stack_down(stack_file) else "no stack was running")
+    else:
+        print(json.dumps(stack.stack_status(stack_file), indent=2))
+    return 0
+
+
+def _topics(args: argparse.Namespace) -> int:
+    settings = _settings()
+    check_broker(settings)
+    ensure_topics(settings.bootstrap_servers, topic_specs(settings))
+    print("topics ready:", ", ".join(name for name, _, _ in topic_specs(settings)))
+    return 0
+
+
+def _print_settings(args: argparse.Namespace) -> int:
+    for name, value in sorted(_settings().env().items()):
+        print(f"{name}={value}")
+    return 0
+
+
+def _forget(args: argparse.Namespace) -> int:
+    try:
+        decode_forget(encode_forget(args.user_id))  # refuse here what the worker would dead-letter
+    except InvalidInput as err:
+        raise UserError(f"{args.user_id!r} cannot be a user id: {err.explain()}; give the id the user's "
+                        "events carry") from None
+    settings = _settings()
+    check_broker(settings)
+    request_forget(settings, args.user_id)
+    print(f"forget requested on {settings.forget_topic}; a null recommendation keyed by the user confirms it")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    return run_demo(users=args.users, events=args.events, rate=args.rate, seed=args.seed)
 
 
 def _replay_arguments(parser: argparse.ArgumentParser) -> None:
@@ -125,13 +218,11 @@ def _replay_arguments(parser: argparse.ArgumentParser) -> None:
 def _replay(args: argparse.Namespace) -> int:
     """``streamrec replay``: load, replay, print the table, write the outputs."""
     if args.items_jsonl and not args.events_jsonl:
-        print("--items-jsonl goes with --events-jsonl", file=sys.stderr)
-        return 2
+        raise UsageError("--items-jsonl goes with --events-jsonl")
     systems = [s.strip() for s in args.systems.split(",") if s.strip()]
     unknown = [s for s in systems if s not in replay.SYSTEMS]
     if unknown or not systems:
-        print(f"unknown systems {unknown}; choose from {','.join(replay.SYSTEMS)}", file=sys.stderr)
-        return 2
+        raise UsageError(f"unknown systems {unknown}; choose from {','.join(replay.SYSTEMS)}")
     t = time.perf_counter()
     dataset = load_movielens(args.movielens, rating_types=RatingTypes()) if args.movielens \
         else load_jsonl(args.events_jsonl, args.items_jsonl)
@@ -143,8 +234,7 @@ def _replay(args: argparse.Namespace) -> int:
         print(f"skipped {sum(dataset.skipped.values()):,} bad lines: "
               + ", ".join(f"{reason} ×{n}" for reason, n in dataset.skipped.items()))
     if not dataset.events:
-        print("no events to replay", file=sys.stderr)
-        return 1
+        raise UserError(f"no events to replay in {args.movielens or args.events_jsonl}")
     score_types = [s.strip() for s in args.score_types.split(",")] if args.score_types else None
     if args.via_kafka:
         return _run_via_kafka(args, dataset, score_types, load_s)
@@ -166,8 +256,7 @@ def _run_via_kafka(args: argparse.Namespace, dataset: Dataset, score_types: list
                    load_s: float) -> int:
     """``--via-kafka``: only the full system, through a local stack and one worker process."""
     if args.keep_seen:
-        print("--keep-seen does not go with --via-kafka: the worker always leaves out items taken", file=sys.stderr)
-        return 2
+        raise UsageError("--keep-seen does not go with --via-kafka: the worker always leaves out items taken")
     if args.systems != ",".join(replay.SYSTEMS) and args.systems.strip() != "full":
         print("--via-kafka replays the full system only; ignoring --systems", file=sys.stderr)
     result = kafka_replay.replay(dataset, k=args.k, limit=args.limit, warmup=args.warmup, score_types=score_types,
@@ -186,6 +275,18 @@ def _run_via_kafka(args: argparse.Namespace, dataset: Dataset, score_types: list
     print(f"\nreplay {result['timings']['replay_s']:.1f} s, total {result['timings']['total_s']:.1f} s; "
           f"wrote {args.out / 'report.json'}, {args.out / 'hit_rate.png'}, {args.out / 'latency.png'}")
     return 0
+
+
+COMMANDS = {
+    "worker": lambda args: _run_app("worker", args),
+    "trainer": lambda args: _run_app("trainer", args),
+    "stack": _stack,
+    "topics": _topics,
+    "settings": _print_settings,
+    "demo": _demo,
+    "forget": _forget,
+    "replay": lambda args: _replay(args),
+}
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@
 topic              way    key          value
 =================  =====  ===========  ==============================================
 ``events``         in     user id      an event (:func:`model.schema.parse_event`)
+``events.rekeyed``   both  user id      an event that came with another key, forwarded as it was
 ``items``          in     item id      an item (:func:`model.schema.parse_item`)
 ``users.forget``   in     user id      :func:`encode_forget`
 ``recommendations``  out  user id      :func:`encode_recommendation`; null: user forgotten
@@ -38,6 +39,7 @@ from typing import Any, Generic, TypeVar
 
 import numpy as np
 import orjson
+from aiokafka.partitioner import murmur2
 
 from model.recommender import Feedback
 from model.schema import (
@@ -61,6 +63,13 @@ class Message:
     partition: int = 0
     offset: int = -1
     timestamp: float = 0.0
+    #: For a re-keyed event: (partition, offset) in ``events`` it was forwarded from.
+    origin: tuple[int, int] | None = None
+
+    @property
+    def position(self) -> tuple[int, int]:
+        """Where this record sits in the events log: its origin if it was forwarded, else itself."""
+        return self.origin if self.origin is not None else (self.partition, self.offset)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -72,6 +81,38 @@ class Outgoing:
     value: bytes | None
     event_ts: float | None = None
     ingest_ts: float | None = None
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+
+# --- keys and partitions
+#: The header a forwarded event carries: ``b"<partition>:<offset>"`` of the record it came from.
+ORIGIN_HEADER = "streamrec-origin"
+
+
+def partition_of(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default partitioner (murmur2, as the Java client) gives ``key``.
+
+    A user's state has one owner: the worker holding this partition of ``events``.
+
+    >>> [partition_of(user.encode(), 4) for user in ("u1", "u2", "alice")]
+    [0, 2, 1]
+    """
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+def forwarded(message: Message, user_id: str) -> Outgoing:
+    """``message`` re-keyed by its user, remembering where it came from (Kafka Streams' selectKey → through)."""
+    partition, offset = message.position
+    return Outgoing(user_id.encode(), message.value, headers=((ORIGIN_HEADER, f"{partition}:{offset}".encode()),))
+
+
+def origin_of(headers) -> tuple[int, int] | None:
+    """The origin in a forwarded record's headers (pairs or a mapping), None if there is none."""
+    for name, value in (headers.items() if hasattr(headers, "items") else headers or ()):
+        if name == ORIGIN_HEADER and value:
+            partition, _, offset = bytes(value).decode().partition(":")
+            return int(partition), int(offset)
+    return None
 
 
 @dataclasses.dataclass

@@ -17,7 +17,7 @@ from aiokafka.errors import KafkaConnectionError, KafkaError
 
 from model.schema import InvalidInput
 from stream import metrics, transport
-from stream.codec import Message, Outgoing, dead_letter
+from stream.codec import Message, Outgoing, dead_letter, origin_of
 from stream.settings import Settings
 
 log = logging.getLogger("streamrec")
@@ -58,7 +58,7 @@ def raw_topic(app: faust.App, name: str, partitions: int) -> faust.TopicT:
 
 def as_message(event: faust.EventT) -> Message:
     m = event.message
-    return Message(m.key, m.value, m.partition, m.offset, m.timestamp)
+    return Message(m.key, m.value, m.partition, m.offset, m.timestamp, origin_of(m.headers))
 
 
 async def send_all(settings: Settings, dead_letters: faust.TopicT | None,
@@ -80,7 +80,8 @@ async def send_all(settings: Settings, dead_letters: faust.TopicT | None,
             sent, failed = [], []
             for topic, record in pending:
                 try:
-                    sent.append((topic, record, await topic.send(key=record.key, value=record.value)))
+                    sent.append((topic, record, await topic.send(key=record.key, value=record.value,
+                                                                 headers=list(record.headers) or None)))
                 except Exception as exc:  # raised before the record left: judged below like an ack's error
                     failed.append((topic, record, exc))
             acks = await asyncio.gather(*(future for _, _, future in sent), return_exceptions=True)

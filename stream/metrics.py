@@ -12,7 +12,7 @@ labels stay bounded and consistent: event types, dead-letter reasons and
 Redis operations come from code, never from payloads.
 
 >>> batch_taken("events", 3)
->>> events_processed(["click", "view", "click"])
+>>> events_processed("click", "ok", 2)
 >>> REGISTRY.get_sample_value("streamrec_events_total", {"type": "click", "outcome": "ok"}) >= 2
 True
 >>> HitRateWindow(size=2).observe(True)
@@ -67,8 +67,17 @@ DEPENDENCIES = ("redis", "kafka", "other")
 HIT_RATE_WINDOW = 1000
 
 # --- what flows through
-EVENTS = Counter("streamrec_events", "Behaviour events consumed, by event type and outcome (ok | dlq).",
+EVENTS = Counter("streamrec_events",
+                 "Behaviour events consumed, by event type and outcome: ok (applied), dlq, duplicate (a client's "
+                 "retry, answered again), redelivered (after a crash, answered again).",
                  ["type", "outcome"], registry=REGISTRY)
+EVENTS_REKEYED = Counter("streamrec_events_rekeyed",
+                         "Events that arrived keyed by something other than their user (no_key | empty_key | "
+                         "wrong_key | wrong_partition), forwarded to the re-keyed topic for their user's owner.",
+                         ["reason"], registry=REGISTRY)
+EVENTS_CLAMPED = Counter("streamrec_events_clamped",
+                         "Events whose time was ahead of the worker's clock by more than the allowed skew, "
+                         "clamped to it.", registry=REGISTRY)
 ITEMS = Counter("streamrec_items", "Catalogue records consumed, by outcome (ok | dlq).",
                 ["outcome"], registry=REGISTRY)
 DEAD_LETTERS = Counter("streamrec_dead_letters",
@@ -191,10 +200,18 @@ def batch_taken(agent: str, size: int) -> None:
     BATCH_SIZE.labels(agent=agent).observe(size)
 
 
-def events_processed(types: Iterable[str]) -> None:
-    """Valid events, one event type each."""
-    for kind in types:
-        EVENTS.labels(type=kind if kind in EVENT_TYPES else INVALID, outcome="ok").inc()
+def events_processed(kind: str, outcome: str, n: int = 1) -> None:
+    """``n`` valid events of type ``kind`` with ``outcome`` (ok | duplicate | redelivered)."""
+    EVENTS.labels(type=kind if kind in EVENT_TYPES else INVALID, outcome=outcome).inc(n)
+
+
+def events_rekeyed(reason: str) -> None:
+    """An event forwarded to its user's owner, for ``reason`` (no_key | empty_key | wrong_key | wrong_partition)."""
+    EVENTS_REKEYED.labels(reason=reason).inc()
+
+
+def events_clamped() -> None:
+    EVENTS_CLAMPED.inc()
 
 
 def items_processed(n: int) -> None:

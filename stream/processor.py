@@ -10,6 +10,7 @@ threads at once.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import logging
 import time
@@ -32,6 +33,8 @@ from stream.codec import (
     decode_forget,
     encode_feedback,
     encode_recommendation,
+    forwarded,
+    partition_of,
 )
 from stream.settings import Settings
 from stream.store import RedisStore, text_digest
@@ -40,6 +43,17 @@ log = logging.getLogger(__name__)
 
 #: How many of the most popular items each worker re-reads from the shared store per sync.
 POPULARITY_SYNC_TOP = 2000
+
+
+@dataclasses.dataclass
+class EventsOutput:
+    """What a batch of events produced, by the topic it goes to."""
+
+    recommendations: list[Outgoing]
+    dead_letters: list[Outgoing]
+    feedback: list[Outgoing]
+    #: Events that arrived with another key than their user's, for the re-keyed topic.
+    forwards: list[Outgoing]
 
 
 class StreamProcessor:
@@ -78,22 +92,49 @@ class StreamProcessor:
 
     # --- items
     async def handle_items(self, messages: Sequence[Message]) -> list[Outgoing]:
-        """Validate, encode what is new or changed (one batched call), store; returns dead letters."""
-        decoded = self._decode(messages, functools.partial(parse_item, max_bytes=self.settings.max_payload_bytes),
-                               self.settings.items_topic)
-        items = [item for item, _ in decoded.values]
-        latest = {item.item_id: item for item in items}  # compacted topic semantics: last one wins
-        stale = await self._run(self._needs_encoding, list(latest.values()))
+        """Upsert and delete items (a null value is a deletion); returns dead letters.
+
+        Like the compacted topic, the last record of an item in the batch wins. Only items
+        whose encoder text changed are encoded (one batched call); every other field
+        change is stored as it is.
+        """
+        parse = functools.partial(parse_item, max_bytes=self.settings.max_payload_bytes)
+        latest: dict[str, Item | None] = {}
+        dead, reasons = [], []
+        for message in messages:
+            if message.value is None and message.key:  # a tombstone: the item is deleted
+                item_id: str | None = message.key.decode(errors="replace")
+                item = None
+            else:
+                decoded = self._decode([message], parse, self.settings.items_topic)
+                dead += decoded.dead
+                reasons += decoded.reasons
+                item_id, item = (decoded.values[0][0].item_id, decoded.values[0][0]) if decoded.values else (None, None)
+            if item_id is not None:
+                latest.pop(item_id, None)  # re-inserted: the dict keeps the batch's last word, in order
+                latest[item_id] = item
+        items = [item for item in latest.values() if item is not None]
+        gone = [item_id for item_id, item in latest.items() if item is None]
+        stale = await self._run(self._store_items, items, gone)
         if stale:
             vectors = await self.encode([item.text_for_encoder for item in stale])
             await self._run(self._index_items, stale, vectors)
-        self._tally("items", len(messages), decoded.reasons)
+        self._tally("items", len(messages), reasons)
         self.outcomes["items:ok"] += len(items)
-        metrics.items_processed(len(items))
-        return decoded.dead
+        self.outcomes["items:deleted"] += len(gone)
+        metrics.items_processed(len(items) + len(gone))
+        return dead
 
-    def _needs_encoding(self, items: list[Item]) -> list[Item]:
+    def _store_items(self, items: list[Item], deleted: list[str]) -> list[Item]:
+        """Store deletions and the changes that need no encoding; returns the items to encode."""
+        if deleted:
+            self.store.delete_items(deleted)
+            self.recommender.remove_items(deleted)
         digests = self.store.item_digests([i.item_id for i in items])
+        unchanged = [i for i, d in zip(items, digests) if d == text_digest(i.text_for_encoder)]
+        if unchanged:  # a new price, category...: stored, and indexed, without encoding again
+            self.store.save_items(unchanged)
+            self.recommender.index.update(unchanged)
         return [i for i, d in zip(items, digests) if d != text_digest(i.text_for_encoder)]
 
     def _index_items(self, items: list[Item], vectors: np.ndarray) -> None:
@@ -120,9 +161,11 @@ class StreamProcessor:
 
     def _sync_items(self) -> int:
         """Pull items encoded by any worker since the last sync into the local index."""
-        items, vectors, self._item_cursor = self.store.items_after(self._item_cursor, self.recommender.dim)
+        items, vectors, deleted, self._item_cursor = self.store.items_after(self._item_cursor, self.recommender.dim)
         if items:
             self.recommender.index.add(items, vectors)
+        if deleted:
+            self.recommender.remove_items(deleted)
         return len(items)
 
     def hot_swap(self, ranker: OnlineRanker) -> None:
@@ -136,27 +179,58 @@ class StreamProcessor:
         log.info("serving ranker version %d (%d examples learned)", ranker.version, ranker.n_learned)
 
     # --- events
-    async def handle_events(self, messages: Sequence[Message]) -> tuple[list[Outgoing], list[Outgoing], list[Outgoing]]:
-        """Returns (recommendations, dead letters, labelled impressions), one recommendation per valid event."""
-        return await self._run(self._handle_events, messages)
+    async def handle_events(self, messages: Sequence[Message], rekey: bool = False) -> EventsOutput:
+        """One answer per valid event of the batch (or a dead letter), the feedback, the events to forward.
 
-    def _handle_events(self, messages: Sequence[Message]) -> tuple[list[Outgoing], list[Outgoing], list[Outgoing]]:
+        With ``rekey`` (the ``events`` topic), an event that did not arrive keyed by its
+        user on that user's partition is not applied here: it is forwarded to the
+        re-keyed topic, keyed by its user, so that its user's owner applies it.
+        """
+        return await self._run(self._handle_events, messages, rekey)
+
+    def _handle_events(self, messages: Sequence[Message], rekey: bool) -> EventsOutput:
         received = time.time()
         decoded = self._decode(messages, functools.partial(parse_event, now=received,
                                                            max_bytes=self.settings.max_payload_bytes),
                                self.settings.events_topic)
-        events = decoded.values
-        out, labels = self._recommend(events, received) if events else ([], [])
-        out = [answer for answer in (self._sendable(a, m, decoded) for a, m in out) if answer is not None]
+        out = EventsOutput([], decoded.dead, [], [])
+        owned = []
+        for event, message in decoded.values:
+            misplaced = self._misplaced(event, message) if rekey else None
+            if misplaced:
+                out.forwards.append(forwarded(message, event.user_id))
+                metrics.events_rekeyed(misplaced)
+            else:
+                owned.append((self._clamped(event, received), message))
+        if owned:
+            self._recommend(owned, received, out, decoded)
         self._tally("events", len(messages), decoded.reasons)
-        self.outcomes["events:ok"] += len(events)
-        metrics.events_processed(event.type for event, _ in events)
-        for hit, _ in labels:
-            metrics.observe_feedback(hit)
-        return out, decoded.dead, [label for _, label in labels]
+        return out
 
-    def _recommend(self, events: list[tuple[Event, Message]],
-                   received: float) -> tuple[list[tuple[Outgoing, Message]], list[tuple[bool, Outgoing]]]:
+    def _misplaced(self, event: Event, message: Message) -> str | None:
+        """Why this worker is not the owner of the event's user (None: it is)."""
+        key = event.user_id.encode()
+        if message.key != key:
+            return "no_key" if message.key is None else "empty_key" if not message.key else "wrong_key"
+        if message.partition != partition_of(key, self.settings.partitions):
+            return "wrong_partition"  # keyed right, partitioned by another hash (e.g. a legacy partitioner)
+        return None
+
+    def _clamped(self, event: Event, received: float) -> Event:
+        """The event with its time no later than this worker's clock plus the allowed skew.
+
+        A producer whose clock runs hours fast would otherwise have its events dominate the
+        user's short-term interest over later, correct ones (times a day or more ahead are
+        rejected outright as ``bad_timestamp``: seconds sent as milliseconds, a zero clock).
+        """
+        latest = received + self.settings.max_clock_skew_s
+        if event.ts <= latest:
+            return event
+        metrics.events_clamped()
+        return dataclasses.replace(event, ts=latest)
+
+    def _recommend(self, events: list[tuple[Event, Message]], received: float, out: EventsOutput,
+                   decoded: Decoded) -> None:
         """Observe each event into its user's state, in order, and answer each with a recommendation.
 
         Observing also labels the list the user was shown last: those labels go to the trainer.
@@ -166,51 +240,65 @@ class StreamProcessor:
         rec = self.recommender
         states = self.store.load_users((e.user_id for e, _ in events), rec.dim, rec.config.half_lives_s)
         popularity: dict[str, float] = {}
-        results, labels = [], []
+        results, outcomes = [], Counter()
         for event, message in events:
             state = states[event.user_id]
-            if state.applied(message.partition, message.offset) or state.is_duplicate(event.event_id):
+            partition, offset = message.position
+            if state.is_duplicate(event.event_id) and not state.is_retry(event.event_id, event.fingerprint):
+                error = InvalidInput("duplicate_event_id", "event_id", "already used by another event of this user")
+                decoded.dead.append(dead_letter(message, error, self.settings.events_topic,
+                                                self.settings.dead_letter_max_bytes))
+                decoded.reasons.append(error.reason)
+                continue
+            if state.applied(partition, offset) or state.is_duplicate(event.event_id):
                 # Redelivered after a crash (offsets are committed after the state is written),
                 # or a client's retry: answer it again, never apply it twice.
-                self.outcomes["events:already_applied"] += 1
+                outcomes[event.type, "redelivered" if state.applied(partition, offset) else "duplicate"] += 1
                 recs = rec.recommend(state, now=event.ts, scene=event.scene, record=False)
                 results.append((event, message, recs))
                 continue
-            counted = self._counted.get(message.partition, -1)
-            observation = rec.observe(state, event, count=message.offset < 0 or message.offset > counted)
-            if message.offset >= 0:
-                state.position = (message.partition, message.offset)
-                self._counted[message.partition] = max(counted, message.offset)
+            counted = self._counted.get(partition, -1)
+            observation = rec.observe(state, event, count=offset < 0 or offset > counted)
+            outcomes[event.type, "ok"] += 1
+            if offset >= 0:
+                state.mark_applied(partition, offset)
+                self._counted[partition] = max(counted, offset)
             if observation.feedback is not None:
                 feedback = observation.feedback
-                labels.append((feedback.hit, Outgoing(event.user_id.encode(), encode_feedback(event, feedback))))
+                out.feedback.append(Outgoing(event.user_id.encode(), encode_feedback(event, feedback)))
+                metrics.observe_feedback(feedback.hit)
             if observation.popularity is not None:
                 item_id, increment = observation.popularity
                 popularity[item_id] = float(np.logaddexp2(popularity.get(item_id, -np.inf), increment))
             results.append((event, message, rec.recommend(state, now=event.ts, scene=event.scene)))
         self.store.save_users(states.values(), popularity)  # one MULTI/EXEC: all of the batch or none
+        for (kind, outcome), n in outcomes.items():
+            metrics.events_processed(kind, outcome, n)
+            self.outcomes[f"events:{outcome}"] += n
         sent = time.time()
         titles, version = rec.index.items, self.model_version
-        return [(Outgoing(event.user_id.encode(),
-                          encode_recommendation(event, items, titles, model_version=version,
-                                                ingest_ts=message.timestamp or received, received_ts=received,
-                                                sent_ts=sent),
-                          event_ts=event.ts, ingest_ts=message.timestamp or received), message)
-                for event, message, items in results], labels
+        for event, message, items in results:
+            answer = Outgoing(event.user_id.encode(),
+                              encode_recommendation(event, items, titles, model_version=version,
+                                                    ingest_ts=message.timestamp or received, received_ts=received,
+                                                    sent_ts=sent),
+                              event_ts=event.ts, ingest_ts=message.timestamp or received)
+            if self._sendable(answer, message, decoded):
+                out.recommendations.append(answer)
 
     def _decode(self, messages: Sequence[Message], decode, topic: str) -> Decoded:
         return decode_all(messages, decode, topic, self.settings.dead_letter_max_bytes)
 
-    def _sendable(self, answer: Outgoing, message: Message, decoded: Decoded) -> Outgoing | None:
-        """``answer``, or None if it is over the size the producer can send: its event is dead-lettered instead."""
+    def _sendable(self, answer: Outgoing, message: Message, decoded: Decoded) -> bool:
+        """Whether ``answer`` is within the size the producer can send; if not, its event is dead-lettered."""
         if len(answer.value or b"") + len(answer.key) <= self.settings.max_message_bytes:
-            return answer
+            return True
         size, limit = len(answer.value or b""), self.settings.max_message_bytes
         error = InvalidInput("answer_too_large", detail=f"{size} bytes > {limit} (STREAMREC_MAX_MESSAGE_BYTES)")
         decoded.dead.append(dead_letter(message, error, self.settings.events_topic,
                                         self.settings.dead_letter_max_bytes))
         decoded.reasons.append(error.reason)
-        return None
+        return False
 
     def _tally(self, source: str, size: int, dead_reasons: list[str]) -> None:
         """Count a batch once it went through: one retried after a Redis failure counts once."""

@@ -42,6 +42,9 @@ class Settings:
     data_dir: str = ".streamrec/worker"
     # --- topics and their partition counts (created up front: see stream/topics.py)
     events_topic: str = "events"
+    #: Events that arrived keyed by something other than their user_id, forwarded keyed by it
+    #: (a repartition topic, as Kafka Streams' ``through``): each user's state has one owner.
+    rekeyed_topic: str = "events.rekeyed"
     items_topic: str = "items"
     recommendations_topic: str = "recommendations"
     dlq_topic: str = "events.dlq"
@@ -59,6 +62,9 @@ class Settings:
     batch_wait_s: float = 0.02
     # --- the model: every knob of RecommenderConfig, each its own STREAMREC_<FIELD> variable
     model: RecommenderConfig = dataclasses.field(default_factory=RecommenderConfig)
+    #: An event cannot happen after it reaches the worker: its time may be at most this far ahead of the
+    #: worker's clock (clock sync between hosts), later ones are clamped to it.
+    max_clock_skew_s: float = 1.0
     # --- size limits (a record over the producer's max request size would stop its whole batch)
     #: Largest event, item or forget request accepted; larger ones are dead-lettered as ``oversized``.
     max_payload_bytes: int = 65536

@@ -158,24 +158,45 @@ class RedisStore:
         return [None if d is None else d.decode() for d in raw]
 
     @round_trip
-    def save_items(self, items: Sequence[Item], vectors: np.ndarray) -> None:
+    def save_items(self, items: Sequence[Item], vectors: np.ndarray | None = None) -> None:
+        """Store items with their vectors; without vectors, only their other fields (text unchanged).
+
+        Every change is logged, so every worker's index follows.
+        """
         if not items:
             return
-        vectors = np.asarray(vectors, dtype=np.float32)
-        pipe = self.redis.pipeline(transaction=True)  # vectors and log entries land together
+        pipe = self.redis.pipeline(transaction=True)  # the change and its log entries land together
         pipe.hset(self.key("item", "meta"), mapping={i.item_id: orjson.dumps(i.to_dict()) for i in items})
-        pipe.hset(self.key("item", "vec"), mapping={i.item_id: v.tobytes() for i, v in zip(items, vectors)})
-        pipe.hset(self.key("item", "digest"),
-                  mapping={i.item_id: text_digest(i.text_for_encoder) for i in items})
-        for item in items:
-            pipe.xadd(self.key("item", "log"), {"id": item.item_id}, maxlen=ITEM_LOG_MAXLEN, approximate=True)
+        if vectors is not None:
+            vectors = np.asarray(vectors, dtype=np.float32)
+            pipe.hset(self.key("item", "vec"), mapping={i.item_id: v.tobytes() for i, v in zip(items, vectors)})
+            pipe.hset(self.key("item", "digest"),
+                      mapping={i.item_id: text_digest(i.text_for_encoder) for i in items})
+        self._log_items(pipe, [i.item_id for i in items])
         pipe.execute()
 
     @round_trip
-    def items_after(self, cursor: str | None, dim: int, count: int = 10_000) -> tuple[list[Item], np.ndarray, str]:
-        """Items (re)encoded after ``cursor`` (a stream id; None = everything), and the new cursor.
+    def delete_items(self, item_ids: Sequence[str]) -> None:
+        """Delete items (a tombstone on the items topic); logged, so every worker drops them too."""
+        if not item_ids:
+            return
+        pipe = self.redis.pipeline(transaction=True)
+        for kind in ("meta", "vec", "digest"):
+            pipe.hdel(self.key("item", kind), *item_ids)
+        self._log_items(pipe, item_ids)
+        pipe.execute()
 
-        The first call reads the whole catalogue; later calls read only the log's tail.
+    def _log_items(self, pipe, item_ids: Sequence[str]) -> None:
+        for item_id in item_ids:
+            pipe.xadd(self.key("item", "log"), {"id": item_id}, maxlen=ITEM_LOG_MAXLEN, approximate=True)
+
+    @round_trip
+    def items_after(self, cursor: str | None, dim: int,
+                    count: int = 10_000) -> tuple[list[Item], np.ndarray, list[str], str]:
+        """Items changed after ``cursor`` (a stream id; None = everything): (items, vectors, deleted ids, cursor).
+
+        The first call reads the whole catalogue; later calls read only the log's tail. A
+        logged id that the store no longer holds was deleted.
         """
         if cursor is None:
             # Take the log position first: anything written during the full read is read again
@@ -196,20 +217,22 @@ class RedisStore:
                         ids.append(item_id)
                 cursor = entries[-1][0].decode()
         if not ids:
-            return [], np.zeros((0, dim), dtype=np.float32), cursor
+            return [], np.zeros((0, dim), dtype=np.float32), [], cursor
         pipe = self.redis.pipeline(transaction=False)
         pipe.hmget(self.key("item", "meta"), ids)
         pipe.hmget(self.key("item", "vec"), ids)
         metas, vecs = pipe.execute()
-        items, rows = [], []
-        for meta, vec in zip(metas, vecs):
+        items, rows, deleted = [], [], []
+        for item_id, meta, vec in zip(ids, metas, vecs):
             if meta is not None and vec is not None:
                 d = orjson.loads(meta)
                 d["genres"] = tuple(d.get("genres") or ())
                 items.append(Item(**d))
                 rows.append(np.frombuffer(vec, dtype=np.float32))
+            elif meta is None:
+                deleted.append(item_id)
         matrix = np.stack(rows) if rows else np.zeros((0, dim), dtype=np.float32)
-        return items, matrix, cursor
+        return items, matrix, deleted, cursor
 
     # --- the ranker's snapshots: the trainer writes, every worker polls the version
     @round_trip

@@ -15,6 +15,7 @@ topics can be passed as ``extra``.
 >>> for name, partitions, configs in topic_specs(Settings(partitions=3)):
 ...     print(name, partitions, configs)
 events 3 {}
+events.rekeyed 3 {}
 items 3 {'cleanup.policy': 'compact'}
 recommendations 3 {}
 events.dlq 3 {}
@@ -55,7 +56,7 @@ TOPIC_PARTITIONS: Mapping[str, int] = {
 }
 
 #: The order topics are listed in (the rest follow in field order).
-_KNOWN = ("events_topic", "items_topic", "recommendations_topic", "dlq_topic")
+_KNOWN = ("events_topic", "rekeyed_topic", "items_topic", "recommendations_topic", "dlq_topic")
 
 
 def topic_specs(settings: Any, extra: Iterable[TopicSpec] = ()) -> list[TopicSpec]:

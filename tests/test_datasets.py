@@ -94,6 +94,44 @@ def test_movielens_latest(tmp_path: Path):
         ("u1", "m3", "view"), ("u2", "m1", "click"), ("u1", "m1", "click")]
 
 
+@pytest.mark.parametrize("ratings, movies", [
+    # The reported file: lines end with empty columns (a spreadsheet's export), even a single trailing comma.
+    ("userId,movieId,rating,timestamp,,,,\n1,31,2.5,1260759144,,,,\n2,31,4.0,1260759145,\n",
+     "movieId,title,genres\n31,Dangerous Minds (1995),Drama\n"),
+    # A UTF-8 byte-order mark and CRLF line ends (Windows tools).
+    ("\ufeffuserId,movieId,rating,timestamp\r\n1,31,2.5,1260759144\r\n2,31,4.0,1260759145\r\n",
+     "\ufeffmovieId,title,genres\r\n31,Dangerous Minds (1995),Drama\r\n"),
+    # Columns in another order, one more column, a quoted title with commas.
+    ("timestamp,rating,movieId,userId,source\n1260759144,2.5,31,1,web\n1260759145,4.0,31,2,app\n",
+     'genres,movieId,title\nDrama,31,"Dangerous Minds, Part One (1995)"\n'),
+])
+def test_real_csv_files_are_read_by_their_header(tmp_path: Path, ratings: str, movies: str):
+    (tmp_path / "ratings.csv").write_text(ratings, encoding="utf-8", newline="")
+    (tmp_path / "movies.csv").write_text(movies, encoding="utf-8", newline="")
+    data = load_movielens(tmp_path)
+    assert not data.skipped
+    assert [(e.user_id, e.item_id, e.type, e.ts) for e in data.events] == [
+        ("u1", "m31", "view", 1260759144.0), ("u2", "m31", "click", 1260759145.0)]
+    assert data.items[0].item_id == "m31" and data.items[0].title.startswith("Dangerous Minds")
+
+
+def test_bad_csv_lines_are_skipped_with_their_reason(tmp_path: Path):
+    (tmp_path / "ratings.csv").write_text("userId,movieId,rating,timestamp\n1,31,2.5,1260759144\n"
+                                          "1,,3.0,1260759145\n1,32,three,1260759146\n")
+    (tmp_path / "movies.csv").write_text("movieId,title,genres\n31,A (1995),\n")
+    data = load_movielens(tmp_path)
+    assert len(data.events) == 1 and data.items[0].genres == ()
+    assert dict(data.skipped) == {"ratings.csv: missing_value": 1, "ratings.csv: bad_number": 1}
+    assert data.examples == ["ratings.csv:3: missing_value", "ratings.csv:4: bad_number"]
+
+
+def test_a_csv_without_the_columns_says_which(tmp_path: Path):
+    (tmp_path / "ratings.csv").write_text("user,item,stars,when\n1,31,2.5,1260759144\n")
+    (tmp_path / "movies.csv").write_text("movieId,title,genres\n31,A (1995),Drama\n")
+    with pytest.raises(ValueError, match="has no column userId, movieId, rating, timestamp"):
+        load_movielens(tmp_path)
+
+
 def test_rating_types_are_configurable(ml100k: Path):
     _, events = load_movielens(ml100k, rating_types=RatingTypes(liked_from=5, liked="purchase", other="view"),
                                scene="detail")

@@ -95,7 +95,8 @@ def test_oversized_events_are_dead_lettered_and_the_valid_ones_answered(processo
            b"\xff" * (limit + 1)]
     ok = [just_under, event(4, catalog[1]["item_id"])]
     batch = [Message(b"u1", value, 0, offset) for offset, value in enumerate([ok[0], *bad, ok[1]])]
-    answers, dead, _ = asyncio.run(proc.handle_events(batch))
+    out = asyncio.run(proc.handle_events(batch))
+    answers, dead = out.recommendations, out.dead_letters
     assert [orjson.loads(a.value)["event_id"] for a in answers] == ["e3", "e4"]
     assert len(dead) == len(bad) and all(len(d.value) <= proc.settings.dead_letter_max_bytes for d in dead)
     assert {orjson.loads(d.value)["reason"] for d in dead} <= {"oversized", "bad_characters", "not_json"}
@@ -120,7 +121,8 @@ def test_an_answer_too_large_to_send_dead_letters_its_event(make_settings):
         catalog = make_catalog(n_categories=1, items_per_category=5)
         asyncio.run(proc.handle_items([Message(i["item_id"].encode(), orjson.dumps(i)) for i in catalog]))
         batch = [Message(b"u1", event(n, catalog[n]["item_id"]), 0, n) for n in range(3)]
-        answers, dead, _ = asyncio.run(proc.handle_events(batch))
+        out = asyncio.run(proc.handle_events(batch))
+        answers, dead = out.recommendations, out.dead_letters
         reasons = [orjson.loads(d.value)["reason"] for d in dead]
         # The first answer (nothing to recommend yet) is small; the later ones, listing items, are not.
         assert len(answers) + len(dead) == 3 and reasons and set(reasons) == {"answer_too_large"}

@@ -64,18 +64,18 @@ def test_a_redelivered_batch_is_answered_but_not_applied_again(processor):
     log = log_of(catalog)
     answered = []
     for start in range(0, len(log), 40):
-        recs, dead, _ = asyncio.run(proc.handle_events(log[start:start + 40]))
-        answered += [orjson.loads(r.value)["event_id"] for r in recs]
+        out = asyncio.run(proc.handle_events(log[start:start + 40]))
+        answered += [orjson.loads(r.value)["event_id"] for r in out.recommendations]
     once = state_digest(proc)
     # The worker died after writing the state of the last two batches but before committing
     # their offsets: Kafka delivers them again, a little re-batched.
     for start in range(40, len(log), 25):
-        recs, dead, _ = asyncio.run(proc.handle_events(log[start:start + 25]))
-        answered += [orjson.loads(r.value)["event_id"] for r in recs]
+        out = asyncio.run(proc.handle_events(log[start:start + 25]))
+        answered += [orjson.loads(r.value)["event_id"] for r in out.recommendations]
     assert state_digest(proc) == once                       # nothing applied twice
     assert sum(int(n) for n, _, _ in once["users"].values()) == len(log)
     assert set(answered) == {orjson.loads(m.value)["event_id"] for m in log}  # nothing unanswered
-    assert proc.outcomes["events:already_applied"] == len(log) - 40
+    assert proc.outcomes["events:redelivered"] == len(log) - 40
 
 
 def test_a_retried_event_id_counts_once(processor):
@@ -86,6 +86,41 @@ def test_a_retried_event_id_counts_once(processor):
     retry = Message(log[5].key, log[5].value, partition=0, offset=30)  # same event, published again
     asyncio.run(proc.handle_events(log + [retry]))
     assert sum(int(n) for n, _, _ in state_digest(proc)["users"].values()) == len(log)
+
+
+def test_a_retry_is_counted_as_a_duplicate_and_a_clash_is_dead_lettered(processor):
+    proc, catalog = processor
+    if proc.settings.model.dedupe_window == 0:
+        pytest.skip("deduplication by event id is off")
+    first = {"event_id": "same", "user_id": "dee", "item_id": catalog[0]["item_id"], "type": "click",
+             "ts": time.time() - 60, "scene": "home"}
+    retry = {**first, "ts": first["ts"] + 5}                          # a client re-stamped its retry
+    clash = {**first, "item_id": catalog[1]["item_id"]}               # another event under the same id
+    before = proc.outcomes["events:duplicate"]
+    out = asyncio.run(proc.handle_events([Message(b"dee", orjson.dumps(e), 0, n)
+                                          for n, e in enumerate([first, retry, clash])]))
+    assert [orjson.loads(r.value)["event_id"] for r in out.recommendations] == ["same", "same"]
+    assert [orjson.loads(d.value)["reason"] for d in out.dead_letters] == ["duplicate_event_id"]
+    assert proc.outcomes["events:duplicate"] - before == 1
+    (state,) = proc.store.load_users(["dee"], 16, proc.settings.model.half_lives_s).values()
+    assert state.n_events == 1 and list(state.seen) == [catalog[0]["item_id"]]
+
+
+def test_a_producer_clock_running_fast_cannot_outweigh_later_events(processor):
+    """An event cannot happen after it reaches the worker: its time is clamped to the worker's clock."""
+    proc, catalog = processor
+    a, b = catalog[0]["item_id"], catalog[-1]["item_id"]
+    now = time.time()
+    fast = {"event_id": "f1", "user_id": "fay", "item_id": a, "type": "click", "ts": now + 23 * 3600, "scene": "home"}
+    later = {"event_id": "f2", "user_id": "fay", "item_id": b, "type": "click", "ts": now + 10, "scene": "home"}
+    asyncio.run(proc.handle_events([Message(b"fay", orjson.dumps(fast), 0, 0)]))
+    time.sleep(0.05)
+    asyncio.run(proc.handle_events([Message(b"fay", orjson.dumps(later), 0, 1)]))
+    (state,) = proc.store.load_users(["fay"], 16, proc.settings.model.half_lives_s).values()
+    short_term = state.interests.unit_vectors()[0]
+    vectors = proc.recommender.index
+    assert short_term @ vectors.vector(b) > short_term @ vectors.vector(a)  # the later, correct event leads
+    assert state.interests.ts <= time.time() + proc.settings.max_clock_skew_s
 
 
 @settings(max_examples=400, deadline=None)

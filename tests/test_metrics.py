@@ -210,7 +210,8 @@ def test_store_round_trips_are_timed_and_a_retried_batch_counts_once(stack):
     try:
         with pytest.raises(redis.ConnectionError):
             asyncio.run(processor.handle_events(batch))
-        recs, dead, _ = asyncio.run(processor.handle_events(batch))  # what the agent's retry does
+        out = asyncio.run(processor.handle_events(batch))  # what the agent's retry does
+        recs, dead = out.recommendations, out.dead_letters
     finally:
         processor.close()
     assert len(recs) == 1 and len(dead) == 1

@@ -42,6 +42,7 @@ def test_topics_have_partitions_and_items_is_compacted(make_settings, stack):
     names = [name for name, _, _ in topic_specs(settings)]
     assert names == [
         settings.events_topic,
+        settings.rekeyed_topic,
         settings.items_topic,
         settings.recommendations_topic,
         settings.dlq_topic,

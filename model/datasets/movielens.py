@@ -125,8 +125,8 @@ def load_movielens(path: str | Path, *, rating_types: RatingTypes = RatingTypes(
         for _, fields in _separated(path / movies_name, "::", 3, data):
             data.items.append(_movie(fields[0], fields[1], _pipe_genres(fields[2])))
     else:
-        rows = _csv_rows(path / ratings_name, 4, data)
-        for _, fields in _csv_rows(path / movies_name, 3, data):
+        rows = _csv_rows(path / ratings_name, ("userId", "movieId", "rating", "timestamp"), data)
+        for _, fields in _csv_rows(path / movies_name, ("movieId", "title", "genres"), data, optional=("genres",)):
             data.items.append(_movie(fields[0], fields[1], _pipe_genres(fields[2])))
 
     for line, (user, movie, rating, ts) in rows:
@@ -173,17 +173,33 @@ def _separated(path: Path, sep: str | None, n_fields: int, data: Dataset) -> lis
     return rows
 
 
-def _csv_rows(path: Path, n_fields: int, data: Dataset) -> list[tuple[int, list[str]]]:
-    """CSV rows after the header (quoted fields may hold commas)."""
+def _csv_rows(path: Path, columns: tuple[str, ...], data: Dataset,
+              optional: tuple[str, ...] = ()) -> list[tuple[int, list[str]]]:
+    """The named ``columns`` of each CSV row, read by the header's names, not by position.
+
+    Tolerated: a UTF-8 byte-order mark, CRLF line ends, quoted fields holding commas,
+    extra columns (empty ones after the last, as spreadsheets write them, or others).
+    A row without a value in one of ``columns`` (but ``optional`` ones) is skipped and counted.
+
+    Raises
+    ------
+    ValueError
+        If the header lacks one of ``columns``: the file is not what it is named.
+    """
+    reader = csv.reader(io.StringIO(read_text(path).removeprefix("\ufeff"), newline=""))
+    header = [name.strip() for name in next(reader, [])]
+    missing = [c for c in columns if c not in header]
+    if missing:
+        raise ValueError(f"{path} has no column {', '.join(missing)} (its header: {','.join(header)[:200]})")
+    at = [header.index(c) for c in columns]
     rows = []
-    reader = csv.reader(io.StringIO(read_text(path), newline=""))
-    next(reader, None)
     for fields in reader:
         number = reader.line_num
-        if not fields or not any(f.strip() for f in fields):
+        if not any(f.strip() for f in fields):
             continue
-        if len(fields) != n_fields:
-            data.skip(path.name, number, "wrong_field_count")
+        values = [fields[i].strip() if i < len(fields) else "" for i in at]
+        if not all(v or c in optional for v, c in zip(values, columns)):
+            data.skip(path.name, number, "missing_value")
             continue
-        rows.append((number, fields))
+        rows.append((number, values))
     return rows
