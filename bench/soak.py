@@ -145,7 +145,8 @@ def main(argv=None) -> int:
                     batch.append(message)
                     if len(batch) < args.batch and n < args.events:
                         continue
-                    recs, dlq, _labels = loop.run_until_complete(processor.handle_events(batch))
+                    out = loop.run_until_complete(processor.handle_events(batch))
+                    recs, dlq = out.recommendations, out.dead_letters
                     answered, dead = answered + len(recs), dead + len(dlq)
                     bar.update(len(batch))
                     batch = []
