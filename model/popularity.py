@@ -40,6 +40,8 @@ class DecayedPopularity:
         self.slots: dict[str, int] = {}
         self.log_scores = np.full(64, -np.inf)
         self.first_ts = np.full(64, np.inf)
+        #: Interactions counted per slot, undecayed: how much evidence an item has (new items have little).
+        self.counts = np.zeros(64, dtype=np.int64)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -52,6 +54,12 @@ class DecayedPopularity:
         self.merge_log(item_id, self.log_increment(weight, ts))
         slot = self.slots[item_id]
         self.first_ts[slot] = min(self.first_ts[slot], ts)
+        self.counts[slot] += 1
+
+    def count(self, item_id: str) -> int:
+        """Interactions observed for ``item_id`` (0 for never seen)."""
+        slot = self.slots.get(item_id)
+        return 0 if slot is None else int(self.counts[slot])
 
     def first_seen(self, item_ids: list[str]) -> np.ndarray:
         """When each item was first observed (``inf`` for never): how old it is to this stream."""
@@ -118,4 +126,5 @@ class DecayedPopularity:
             if slot == len(self.log_scores):
                 self.log_scores = np.concatenate([self.log_scores, np.full(slot, -np.inf)])
                 self.first_ts = np.concatenate([self.first_ts, np.full(slot, np.inf)])
+                self.counts = np.concatenate([self.counts, np.zeros(slot, dtype=np.int64)])
         return slot

@@ -21,7 +21,7 @@ Examples
 >>> from model.config import RecommenderConfig
 >>> from model.schema import Event, Item
 >>> rec = Recommender(RecommenderConfig(half_lives_s=(600.0, 86400.0), half_life_weights=(0.6, 0.4)), dim=2)
->>> rec.index.add([Item("tea1", "Green Tea", "tea"), Item("tea2", "Oolong Tea", "tea"),
+>>> rec.add_items([Item("tea1", "Green Tea", "tea"), Item("tea2", "Oolong Tea", "tea"),
 ...                Item("cof1", "Espresso Beans", "coffee")],
 ...               np.array([[1.0, 0.1], [0.9, 0.2], [0.0, 1.0]], dtype=np.float32))
 >>> user = rec.new_state("u1")
@@ -52,10 +52,10 @@ from model.index import ItemIndex
 from model.interests import Impressions, InterestVector, UserState
 from model.popularity import DecayedPopularity
 from model.ranker import OnlineRanker
-from model.schema import Event, Recommended
+from model.reasons import reason_for
+from model.schema import Event, Item, Recommended
 from model.threads import warn_if_blas_threaded
 
-PAST_TENSE = {"view": "viewed", "click": "clicked", "cart": "added to your cart", "purchase": "bought"}
 BUNDLE_TYPES = ("cart", "purchase")
 
 
@@ -107,6 +107,19 @@ class Recommender:
         self.features = [f.name for f in declared]
         self.ranker = ranker or initial_ranker(config)
         self._reason_of_feature = np.array([REASONS.index(f.reason) for f in declared])
+        #: Items with too little evidence yet for the ranker to show them, oldest first (bounded):
+        #: what the exploration slot chooses from.
+        self.new_items: dict[str, None] = {}
+
+    def add_items(self, items: list[Item], vectors: np.ndarray) -> None:
+        """Put items (with their text vectors) in the catalogue; those the counts have not met yet are new."""
+        self.index.add(items, vectors)
+        for item in items:
+            if self.is_new(item.item_id):
+                self.new_items.pop(item.item_id, None)
+                self.new_items[item.item_id] = None
+        while len(self.new_items) > self.config.max_new_items:
+            del self.new_items[next(iter(self.new_items))]
 
     def new_state(self, user_id: str) -> UserState:
         return UserState(user_id, InterestVector(self.dim, self.config.half_lives_s))
@@ -122,9 +135,25 @@ class Recommender:
         """
         removed = self.index.remove(item_ids)
         for item_id in removed:
+            self.new_items.pop(item_id, None)
             self.covisit.rows.pop(item_id, None)
             self.bundles.rows.pop(item_id, None)
         return removed
+
+    def contributes(self, state: UserState, event: Event) -> bool:
+        """Whether ``event`` adds to the global counts (popularity, co-occurrence), which one user must not own.
+
+        Catalogue items only; not a repeat of an item the user took within
+        ``recount_after_s``; and within the user's count budget (a burst, refilled with
+        their event time: :meth:`model.interests.UserState.spend_count_budget`).
+        """
+        config = self.config
+        if not self.in_catalogue(event.item_id):
+            return False
+        last = state.seen.get(event.item_id)
+        if last is not None and abs(event.ts - last) < config.recount_after_s:
+            return False
+        return state.spend_count_budget(event.ts, config.count_burst, config.count_rate_per_s)
 
     def in_catalogue(self, item_id: str) -> bool:
         """Whether the global counts (popularity, co-occurrence) take ``item_id``: catalogue items only.
@@ -162,12 +191,14 @@ class Recommender:
             self._scene_vector(state, event.scene).add(vector, weight, event.ts)
         self.fold_pending(state)
         popularity = None
-        if self.in_catalogue(event.item_id):
+        if self.contributes(state, event):
             popularity = (event.item_id, self.popularity.log_increment(weight, event.ts))
             if count:
                 self._count_pairs(state, event, weight)
                 self.popularity.observe(event.item_id, weight, event.ts)
                 self._scene_popularity(event.scene).observe(event.item_id, weight, event.ts)
+                if not self.is_new(event.item_id):
+                    self.new_items.pop(event.item_id, None)
         state.mark_seen(event.item_id, event.ts, event.type, self.config.max_seen)
         state.n_events += 1
         return Observation(feedback, popularity)
@@ -273,9 +304,41 @@ class Recommender:
         X = self._feature_matrix(state, candidates, now, scene, directions)
         logits = self.ranker.score_many(X)
         order = np.argsort(-logits, kind="stable")[:k]
+        if self.config.explore_slots and candidates.new:
+            order = self._explore(state, now, candidates, order, k)
         if record:
             state.shown = self._impressions(state, candidates, X, order, scene, now)
         return self._explain(state, candidates, order, logits, X[order], scene)
+
+    def _explore(self, state: UserState, now: float, candidates: _Candidates, order: np.ndarray,
+                 k: int) -> np.ndarray:
+        """Give the last ``explore_slots`` places of the list to new items, chosen by Thompson sampling.
+
+        Cold start is a promise: a new item has no popularity or co-visitation yet, so
+        the ranker would never show it, and it would never earn any. Each new candidate's
+        value is drawn around its cosine to the user's last item, spread the wider the
+        less evidence it has (``explore_noise / sqrt(1 + interactions)``); the best draws
+        above ``explore_min_cos`` take the slots, so exposure goes to new items that
+        plausibly fit, more to the uncertain ones, and never to mismatches.
+        """
+        shown = set(order.tolist())
+        positions = {row: i for i, row in enumerate(candidates.rows.tolist())}
+        pool = [(positions[row], cos) for row, cos in candidates.new.items() if positions[row] not in shown]
+        if not pool:
+            return order
+        rng = np.random.default_rng(zlib.crc32(f"explore:{state.user_id}:{now!r}".encode()))
+        if rng.random() >= self.config.explore_share:
+            return order
+        counts = np.array([self.popularity.count(candidates.ids[i]) for i, _ in pool])
+        draws = np.array([cos for _, cos in pool]) + rng.standard_normal(len(pool)) * (
+            self.config.explore_noise / np.sqrt(1.0 + counts))
+        picked = [pool[j][0] for j in np.argsort(-draws)[: self.config.explore_slots]
+                  if draws[j] >= self.config.explore_min_cos]
+        if not picked:
+            return order
+        keep = order[: k - len(picked)] if len(order) + len(picked) > k else order
+        candidates.explored.update(picked)
+        return np.concatenate([keep, np.array(picked, dtype=order.dtype)])
 
     def _impressions(self, state: UserState, candidates: _Candidates, X: np.ndarray, order: np.ndarray,
                      scene: str, now: float) -> Impressions:
@@ -311,10 +374,22 @@ class Recommender:
         if "bundle" in config.sources:
             seeds = [r for r in state.recent if r[1] in BUNDLE_TYPES][-3:]
             found.add_pairs("bundle", self._from_pairs(self.bundles, seeds, now, n, exclude), index)
+        if config.explore_slots and self.new_items and not state.interests.empty:
+            # New items, nearest to what the user took last: the exploration slot's choice.
+            ids = [i for i in self.new_items if i not in exclude]
+            direction = directions[-2] if directions[-2].any() else directions[len(config.half_lives_s) - 1]
+            if ids:
+                rows = np.array([index.rows[i] for i in ids], dtype=np.int64)
+                cosines = index.matrix[rows] @ direction
+                best = np.argsort(-cosines, kind="stable")[: config.new_items_per_request]
+                found.add_rows(rows[best])
+                found.new = dict(zip(rows[best].tolist(), cosines[best].tolist()))
         if "popular" in config.sources or (config.fill_with_popular and found.size < config.top_k):
             pops = [self.popularity] + ([self.scene_popularity[scene]] if scene in self.scene_popularity else [])
             for pop in pops:
-                found.add_rows([r for r in map(index.rows.get, pop.top_ids(n, exclude)) if r is not None])
+                rows = [r for r in map(index.rows.get, pop.top_ids(n, exclude)) if r is not None]
+                found.add_rows(rows)
+                found.popular.update(rows)
         found.finish(index)
         return found
 
@@ -387,40 +462,32 @@ class Recommender:
         by_group = np.zeros((len(X), len(REASONS)))
         np.add.at(by_group.T, self._reason_of_feature, contributions.T)
         groups = np.argmax(by_group, axis=1)
-        anchors = self._most_similar_recent(state, candidates.rows[order])
-        return [Recommended(candidates.ids[i], float(logits[i]),
-                            *self._reason(state, candidates, i, REASONS[g], scene, anchor))
-                for i, g, anchor in zip(order.tolist(), groups.tolist(), anchors)]
+        similar = self._most_similar_recent(state, candidates.rows[order])
+        out = []
+        for i, g, near in zip(order.tolist(), groups.tolist(), similar):
+            item_id, kind = candidates.ids[i], "new" if i in candidates.explored else REASONS[g]
+            anchor = candidates.anchor(kind, item_id) if kind in ("covisit", "bundle") else None
+            reason, source = reason_for(
+                kind, scene, pair_title=self.index.items[anchor].title if anchor in self.index else None,
+                similar=None if near is None else (self.index.items[near[0]].title, near[1], near[2]),
+                trending=candidates.rows[i] in candidates.popular, new=self.is_new(item_id),
+                min_cosine=self.config.similar_reason_min_cos)
+            out.append(Recommended(item_id, float(logits[i]), reason, source))
+        return out
 
-    def _most_similar_recent(self, state: UserState, rows: np.ndarray) -> list[tuple[str, str] | None]:
-        """For each item row, the user's recently taken (item, event type) most similar to it (one product)."""
+    def _most_similar_recent(self, state: UserState, rows: np.ndarray) -> list[tuple[str, str, float] | None]:
+        """For each item row, the user's recently taken (item, event type, cosine) most similar to it (one product)."""
         recent = [(i, kind) for i, kind in state.recent if i in self.index]
         if not recent:
             return [None] * len(rows)
         matrix = self.index.matrix
         similarity = matrix[[self.index.rows[i] for i, _ in recent]] @ matrix[rows].T  # (recent, items)
-        return [recent[b] for b in np.argmax(similarity, axis=0).tolist()]
+        best = np.argmax(similarity, axis=0)
+        return [(*recent[b], float(similarity[b, n])) for n, b in enumerate(best.tolist())]
 
-    def _reason(self, state: UserState, candidates: _Candidates, i: int, kind: str, scene: str,
-                similar: tuple[str, str] | None) -> tuple[str, str]:
-        item_id = candidates.ids[i]
-        if kind in ("covisit", "bundle"):
-            anchor = candidates.anchor(kind, item_id)
-            if anchor in self.index:
-                title = self.index.items[anchor].title
-                if kind == "covisit":
-                    return f"people who took “{title}” next took this", kind
-                return f"often bought with “{title}”", kind
-        if kind == "popular":
-            return (f"trending in {scene}", "popular") if scene != "home" else ("trending now", "popular")
-        if kind == "new":
-            return "new in the catalogue", "popular"
-        if kind == "scene":
-            return f"matches what you look at in {scene}", "content"
-        if similar is None:
-            return "matches your interests", "content"
-        anchor, taken = similar
-        return f"similar to “{self.index.items[anchor].title}” that you {PAST_TENSE[taken]}", "content"
+    def is_new(self, item_id: str) -> bool:
+        """Whether the item has had fewer than ``new_item_interactions`` counted interactions."""
+        return self.popularity.count(item_id) < self.config.new_item_interactions
 
 
 class _Candidates:
@@ -428,6 +495,12 @@ class _Candidates:
 
     def __init__(self, ids: list[str] | None = None, index: ItemIndex | None = None):
         self.generated = ids is None
+        #: Rows the popularity sources proposed: those may honestly be called trending.
+        self.popular: set[int] = set()
+        #: Rows of new items proposed for exploration, with their cosine to the user; and, by
+        #: position in ``ids``, those the exploration slot chose.
+        self.new: dict[int, float] = {}
+        self.explored: set[int] = set()
         self._rows: list[np.ndarray] = []
         self._pairs: dict[str, dict[str, tuple[float, str]]] = {"covisit": {}, "bundle": {}}
         self.ids: list[str] = list(ids or [])

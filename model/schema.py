@@ -180,9 +180,13 @@ def parse_event(payload: bytes | str | Mapping[str, Any], *, now: float | None =
 def parse_item(payload: bytes | str | Mapping[str, Any], *, max_bytes: int | None = None) -> Item:
     """Validate one catalogue item; it needs a ``category`` or a list of ``genres``."""
     obj = decode_json(payload, max_bytes)
-    genres = obj.get("genres") or ()
-    if not isinstance(genres, (list, tuple)) or not all(isinstance(g, str) for g in genres):
+    genres = obj.get("genres")
+    if genres is None:
+        genres = []
+    if not isinstance(genres, list) or not all(isinstance(g, str) for g in genres):
         raise InvalidInput("bad_type", "genres", "expected a list of strings")
+    for n in range(len(genres)):  # each genre is a label like the category: printable, short, not blank
+        require_string({"genres": genres[n]}, "genres")
     category = obj.get("category")
     if category is None:
         if not genres:

@@ -94,7 +94,7 @@ async def on_rekeyed(stream):
 
 async def answer(batch, rekey: bool) -> None:
     """Handle one micro-batch of events and send all it produced (its offsets move only after that)."""
-    out = await retry((await processor()).handle_events, [as_message(e) for e in batch], rekey)
+    out = await retry((await processor()).handle_events, [as_message(e, forwarded=not rekey) for e in batch], rekey)
     await send((dead_letters, out.dead_letters), (recommendations, out.recommendations), (feedback, out.feedback),
                (rekeyed, out.forwards))
     metrics.recommendations_sent((r.event_ts, r.ingest_ts) for r in out.recommendations)

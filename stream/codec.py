@@ -76,7 +76,8 @@ class Message:
 class Outgoing:
     """A record to send. A recommendation carries its event's timestamps, for the latency metrics."""
 
-    key: bytes
+    #: None: no key (the producer spreads such records over partitions).
+    key: bytes | None
     #: None is a tombstone.
     value: bytes | None
     event_ts: float | None = None
@@ -123,12 +124,14 @@ class Decoded(Generic[T]):
     dead: list[Outgoing]
     #: The reason of each dead letter, in order (for the metrics).
     reasons: list[str]
+    #: The topic the records were read from (what their dead letters name).
+    topic: str = ""
 
 
 def decode_all(messages: Sequence[Message], decode: Callable[[bytes | None], T], source_topic: str,
                dead_letter_max_bytes: int = 16384) -> Decoded[T]:
     """Decode every message with ``decode``; a record it refuses becomes a dead letter, the others go on."""
-    out: Decoded[T] = Decoded([], [], [])
+    out: Decoded[T] = Decoded([], [], [], source_topic)
     for message in messages:
         try:
             out.values.append((decode(message.value), message))
@@ -181,7 +184,7 @@ def dead_letter(message: Message, error: InvalidInput, source_topic: str, max_by
     Valid UTF-8 is kept as text, anything else as base64 (``payload_encoding``).
     """
     raw = message.value or b""
-    key = message.key or b""
+    key = message.key
     body: dict[str, Any] = {
         "reason": error.reason,
         "field": error.field,
@@ -193,7 +196,7 @@ def dead_letter(message: Message, error: InvalidInput, source_topic: str, max_by
         "payload_sha256": hashlib.sha256(raw).hexdigest(),
         "dead_lettered_ts": time.time(),
     }
-    if len(key) > MAX_KEY_BYTES:
+    if key is not None and len(key) > MAX_KEY_BYTES:
         key = hashlib.sha256(key).hexdigest().encode()
         body["key_sha256"] = key.decode()
     overhead = len(orjson.dumps({**body, "payload": "", "payload_encoding": "base64", "payload_truncated": True}))
@@ -230,9 +233,10 @@ def decode_feedback(payload: bytes | None, n_features: int,
     body = decode_json(payload, max_bytes)
     try:
         X = np.asarray(body["X"], dtype=np.float64).reshape(-1, n_features)
-        y = np.asarray(body["y"], dtype=np.float64)
+        y = np.asarray(body["y"], dtype=np.float64).reshape(-1)
     except (KeyError, TypeError, ValueError) as exc:
         raise InvalidInput("bad_feedback", detail=str(exc)[:200]) from None
-    if len(X) != len(y) or not np.isfinite(X).all() or not set(np.unique(y)) <= {0.0, 1.0}:
+    if not isinstance(body["y"], list) \
+            or len(X) != len(y) or not np.isfinite(X).all() or not set(np.unique(y)) <= {0.0, 1.0}:
         raise InvalidInput("bad_feedback", detail="X and y disagree, or values are not finite / not 0-1")
     return X, y

@@ -56,9 +56,14 @@ def raw_topic(app: faust.App, name: str, partitions: int) -> faust.TopicT:
                      value_serializer="raw", partitions=partitions)
 
 
-def as_message(event: faust.EventT) -> Message:
+def as_message(event: faust.EventT, forwarded: bool = False) -> Message:
+    """The record as the processor sees it; ``forwarded``: it came from events.rekeyed, whose origin header counts.
+
+    Only streamrec's own forwards may say where an event came from: an app that set the
+    header on ``events`` could otherwise pick the position its events are fenced by.
+    """
     m = event.message
-    return Message(m.key, m.value, m.partition, m.offset, m.timestamp, origin_of(m.headers))
+    return Message(m.key, m.value, m.partition, m.offset, m.timestamp, origin_of(m.headers) if forwarded else None)
 
 
 async def send_all(settings: Settings, dead_letters: faust.TopicT | None,

@@ -139,7 +139,7 @@ class StreamProcessor:
 
     def _index_items(self, items: list[Item], vectors: np.ndarray) -> None:
         self.store.save_items(items, vectors)
-        self.recommender.index.add(items, vectors)
+        self.recommender.add_items(items, vectors)
 
     # --- syncing the in-process replicas with the shared store
     async def sync(self) -> int:
@@ -163,7 +163,7 @@ class StreamProcessor:
         """Pull items encoded by any worker since the last sync into the local index."""
         items, vectors, deleted, self._item_cursor = self.store.items_after(self._item_cursor, self.recommender.dim)
         if items:
-            self.recommender.index.add(items, vectors)
+            self.recommender.add_items(items, vectors)
         if deleted:
             self.recommender.remove_items(deleted)
         return len(items)
@@ -190,9 +190,9 @@ class StreamProcessor:
 
     def _handle_events(self, messages: Sequence[Message], rekey: bool) -> EventsOutput:
         received = time.time()
+        topic = self.settings.events_topic if rekey else self.settings.rekeyed_topic
         decoded = self._decode(messages, functools.partial(parse_event, now=received,
-                                                           max_bytes=self.settings.max_payload_bytes),
-                               self.settings.events_topic)
+                                                           max_bytes=self.settings.max_payload_bytes), topic)
         out = EventsOutput([], decoded.dead, [], [])
         owned = []
         for event, message in decoded.values:
@@ -246,8 +246,7 @@ class StreamProcessor:
             partition, offset = message.position
             if state.is_duplicate(event.event_id) and not state.is_retry(event.event_id, event.fingerprint):
                 error = InvalidInput("duplicate_event_id", "event_id", "already used by another event of this user")
-                decoded.dead.append(dead_letter(message, error, self.settings.events_topic,
-                                                self.settings.dead_letter_max_bytes))
+                decoded.dead.append(dead_letter(message, error, decoded.topic, self.settings.dead_letter_max_bytes))
                 decoded.reasons.append(error.reason)
                 continue
             if state.applied(partition, offset) or state.is_duplicate(event.event_id):
@@ -291,12 +290,11 @@ class StreamProcessor:
 
     def _sendable(self, answer: Outgoing, message: Message, decoded: Decoded) -> bool:
         """Whether ``answer`` is within the size the producer can send; if not, its event is dead-lettered."""
-        if len(answer.value or b"") + len(answer.key) <= self.settings.max_message_bytes:
+        if len(answer.value or b"") + len(answer.key or b"") <= self.settings.max_message_bytes:
             return True
         size, limit = len(answer.value or b""), self.settings.max_message_bytes
         error = InvalidInput("answer_too_large", detail=f"{size} bytes > {limit} (STREAMREC_MAX_MESSAGE_BYTES)")
-        decoded.dead.append(dead_letter(message, error, self.settings.events_topic,
-                                        self.settings.dead_letter_max_bytes))
+        decoded.dead.append(dead_letter(message, error, decoded.topic, self.settings.dead_letter_max_bytes))
         decoded.reasons.append(error.reason)
         return False
 

@@ -1,5 +1,6 @@
 """The recommender core on small hand-made vectors: one category per direction."""
 
+
 import numpy as np
 import pytest
 
@@ -175,3 +176,71 @@ def test_popularity_read_from_the_store_can_grow_past_its_initial_capacity():
     pop = DecayedPopularity(3600.0)
     pop.set_log((f"i{n}", float(n)) for n in range(1000))
     assert len(pop) == 1000 and pop.top_ids(2) == ["i999", "i998"]
+
+
+def test_a_flood_from_one_user_barely_moves_other_users_lists():
+    """5,000 events in half a second from one user once made their items everyone's "trending now"."""
+    def lists(config):
+        rng = np.random.default_rng(3)
+        r = Recommender(config, DIM)
+        items = [Item(f"i{j}", f"Item {j}", "x") for j in range(40)]
+        r.add_items(items, rng.normal(size=(40, DIM)).astype(np.float32))
+        for n in range(300):  # ordinary traffic: 30 users over an hour, items 0-19 popular
+            user = r.new_state(f"u{n % 30}")
+            r.observe(user, Event(f"o{n}", user.user_id, f"i{rng.integers(20)}", "click", T0 + 12 * n, "home"))
+        probe = r.new_state("probe")
+        before = [x.item_id for x in r.recommend(probe, k=10, now=T0 + 3600)]
+        flood = r.new_state("flooder")
+        for n in range(5000):  # one user, half a second, the same handful of unpopular items
+            r.observe(flood, Event(f"f{n}", "flooder", f"i{30 + n % 5}", "purchase", T0 + 3600 + n / 10_000, "home"))
+        after = [x.item_id for x in r.recommend(probe, k=10, now=T0 + 3601)]
+        return len(set(before) & set(after))
+
+    assert lists(RecommenderConfig()) >= 9                                    # barely moved
+    assert lists(RecommenderConfig(count_burst=1e9, recount_after_s=0)) <= 6  # what the rule prevents
+
+
+def test_a_new_item_that_fits_gets_the_exploration_slot():
+    """A new item matching a user best (cos 0.77) lost to old popular ones (0.66): it was never shown."""
+    def shown(explore_slots):
+        config = RecommenderConfig(half_lives_s=(300.0, 30 * 86400.0), half_life_weights=(0.7, 0.3),
+                                   explore_slots=explore_slots, explore_share=1.0)
+        r = Recommender(config, 3)
+        # Old items at cosine 0.66 to the user's boots, popular and co-visited with them.
+        old = [Item(f"old{j}", f"Old {j}", "x") for j in range(30)]
+        angle = np.arccos(0.66)
+        r.add_items(old, np.array([[np.cos(angle), np.sin(angle) * np.cos(j), np.sin(angle) * np.sin(j)]
+                                   for j in range(30)], dtype=np.float32))
+        boots = [Item("boot", "Hiking Boot", "boots")]
+        r.add_items(boots, np.array([[1.0, 0.0, 0.0]], dtype=np.float32))
+        for n in range(300):
+            user = r.new_state(f"u{n % 30}")
+            item = "boot" if n % 3 == 0 else f"old{n % 30}"
+            r.observe(user, Event(f"o{n}", user.user_id, item, "click", T0 + n, "home"))
+        twin = np.arccos(0.77)  # the new near twin of the boot: nobody has taken it yet
+        r.add_items([Item("boot2", "Hiking Boot Pro", "boots")],
+                    np.array([[np.cos(twin), 0.0, np.sin(twin)]], dtype=np.float32))
+        me = r.new_state("me")
+        r.observe(me, Event("m1", "me", "boot", "purchase", T0 + 500, "home"))
+        return {x.item_id: x for x in r.recommend(me, k=5)}
+
+    assert "boot2" not in shown(explore_slots=0)          # the defect, reproduced
+    with_slot = shown(explore_slots=1)
+    assert with_slot["boot2"].reason == "new in the catalogue" and with_slot["boot2"].source == "new"
+    assert len(with_slot) == 5
+
+
+def test_reasons_claim_similarity_only_when_true_and_are_safe_to_show():
+    r = Recommender(RecommenderConfig(half_lives_s=(300.0, 30 * 86400.0), half_life_weights=(0.7, 0.3),
+                                      explore_slots=0), 4)
+    boot = Item("boot", "Mid-Cut Leather Hiking Boot\u202e", "boots")
+    mat = Item("mat", "Yoga Mat", "yoga")
+    r.add_items([boot, mat], np.array([[1.0, 0.0, 0.0, 0.0], [0.1, 1.0, 0.0, 0.0]], dtype=np.float32))
+    user = r.new_state("u1")
+    r.observe(user, Event("e1", "u1", "boot", "view", T0, "home"))
+    (only,) = r.recommend(user, k=5)
+    assert only.item_id == "mat" and "similar" not in only.reason       # cosine 0.1: no claim
+    r.add_items([Item("boot2", "Trail Boot \u202eTXT.EXE", "boots")], np.array([[0.95, 0.1, 0.0, 0.0]]))
+    reasons = {x.item_id: x.reason for x in r.recommend(user, k=5)}
+    assert reasons["boot2"] == "similar to “Mid-Cut Leather Hiking Boot” that you viewed"
+    assert all("\u202e" not in reason for reason in reasons.values())

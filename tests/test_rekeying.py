@@ -98,3 +98,16 @@ def test_two_workers_apply_every_event_once_whatever_its_key(stack, tmp_path):
         recs.close()
         for worker in workers:
             stop_worker(worker)
+
+
+def test_only_a_forward_may_say_where_it_came_from():
+    """An app setting the origin header on events must not choose the position its events are fenced by."""
+    from types import SimpleNamespace
+
+    from stream.codec import ORIGIN_HEADER
+    from stream.faustapp import as_message
+
+    record = SimpleNamespace(message=SimpleNamespace(key=b"u1", value=b"{}", partition=1, offset=7, timestamp=0.0,
+                                                     headers=[(ORIGIN_HEADER, b"0:999999")]))
+    assert as_message(record).position == (1, 7)                     # read from events: the header is ignored
+    assert as_message(record, forwarded=True).position == (0, 999999)  # read from events.rekeyed: it counts

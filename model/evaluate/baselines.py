@@ -289,7 +289,7 @@ class FullSystem:
 
     def fit_items(self, items: Sequence[Item], vectors: np.ndarray) -> None:
         if len(items):
-            self.recommender.index.add(list(items), vectors)
+            self.recommender.add_items(list(items), vectors)
 
     def state(self, user_id: str) -> UserState:
         state = self.states.get(user_id)
@@ -333,6 +333,7 @@ class ContentOnly(FullSystem):
     def __init__(self, dim: int, half_life_s: float = 365 * 86400.0, *, exclude_seen: bool = True,
                  max_seen: int = 100_000):
         config = RecommenderConfig(half_lives_s=(half_life_s,), half_life_weights=(1.0,), sources=("content",),
-                                   fill_with_popular=False, exclude_seen=exclude_seen, max_seen=max_seen)
+                                   fill_with_popular=False, exclude_seen=exclude_seen, max_seen=max_seen,
+                                   explore_slots=0)
         ranker = OnlineRanker([f.name for f in features_for(config)], prior={"cos_h0": 1.0})
         super().__init__(Recommender(config, dim, ranker=ranker), learn_ranker=False)

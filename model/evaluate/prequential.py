@@ -15,7 +15,10 @@ its rank ``r`` (1-based, 0 when it is not in the top ``k``):
 - MRR: ``1 / r``, 0 for a miss.
 
 Beside accuracy a report holds catalogue coverage (distinct items ever
-recommended / catalogue size), the wall time of each ``recommend`` +
+recommended / catalogue size), the metrics on cold-start events alone (their
+item had fewer than :data:`COLD_INTERACTIONS` earlier interactions), new-item
+coverage (the share of items shown to someone within :data:`NEW_ITEM_WINDOW`
+events of their first interaction), the wall time of each ``recommend`` +
 ``learn`` pair (its percentiles, and the events per second one system
 would sustain alone), and HR@k over time in windows of events.
 
@@ -27,9 +30,9 @@ Examples
 >>> events = [Event(f"e{i}", f"u{i}", item, "view", 1.7e9 + 3600 * i, "home") for i, item in enumerate(items)]
 >>> report = prequential(events, [MostPopular(), DecayedPopular(half_life_s=3600.0)], k=1)
 >>> print(report.table(latency=False))
-system        HR@1  NDCG@1     MRR  coverage
-popular      0.375   0.375   0.375     1.000
-decayed      0.750   0.750   0.750     1.000
+system        HR@1  NDCG@1     MRR  coverage  cold HR  new cov
+popular      0.375   0.375   0.375     1.000    0.375    1.000
+decayed      0.750   0.750   0.750     1.000    0.750    1.000
 best baseline: decayed
 """
 
@@ -49,6 +52,10 @@ from model.schema import Event
 
 #: Latency histogram bins in the report: log-spaced from 0.1 µs to 10 s (outliers land in the end bins).
 LATENCY_BINS_US = np.logspace(-1, 7, 81)
+#: An event is a cold-start one when its item had fewer earlier interactions than this.
+COLD_INTERACTIONS = 5
+#: New-item coverage: the share of items shown to someone within this many events of their first interaction.
+NEW_ITEM_WINDOW = 1000
 
 
 def ranking_metrics(ranks: Sequence[int] | np.ndarray) -> dict[str, float]:
@@ -101,6 +108,11 @@ class SystemResult:
         Distinct items recommended on scored events.
     list_lengths
         Per scored event, how many items the list held (a system may return fewer than ``k``).
+    cold
+        Per scored event, whether its item had fewer than :data:`COLD_INTERACTIONS` earlier interactions.
+    new_item_coverage
+        Share of the items that appeared in the stream that were recommended to someone no later
+        than :data:`NEW_ITEM_WINDOW` events after their first interaction (NaN: not measured).
     """
 
     name: str
@@ -109,10 +121,17 @@ class SystemResult:
     latency_ns: np.ndarray
     recommended: set[str]
     list_lengths: np.ndarray
+    cold: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, dtype=bool))
+    new_item_coverage: float = math.nan
 
     @property
     def metrics(self) -> dict[str, float]:
         return ranking_metrics(self.ranks)
+
+    @property
+    def cold_metrics(self) -> dict[str, float]:
+        """HR, NDCG and MRR on the cold-start events only (their items had little history)."""
+        return ranking_metrics(self.ranks[self.cold] if len(self.cold) == len(self.ranks) else [])
 
     def latency_us(self, percentile: float) -> float:
         return float(np.percentile(self.latency_ns, percentile) / 1e3) if len(self.latency_ns) else math.nan
@@ -154,6 +173,9 @@ class SystemResult:
             "hits": int((self.ranks > 0).sum()),
             **self.metrics,
             "coverage": self.coverage(catalogue_size),
+            "cold_events": int(self.cold.sum()) if len(self.cold) == len(self.ranks) else 0,
+            "cold": self.cold_metrics,
+            "new_item_coverage": self.new_item_coverage,
             "distinct_recommended": len(self.recommended),
             "mean_list_length": float(self.list_lengths.mean()) if len(self.list_lengths) else 0.0,
             "short_lists": int((self.list_lengths < self.list_lengths.max()).sum()) if len(self.list_lengths) else 0,
@@ -204,14 +226,16 @@ class Report:
     def table(self, latency: bool = True, full: str = "full") -> str:
         """A text table, one row per system, then the best baseline and ``full``'s lift over it."""
         width = max([10, *(len(r.name) + 1 for r in self.systems)])
-        head = f"{'system':<{width}} {f'HR@{self.k}':>7} {f'NDCG@{self.k}':>7} {'MRR':>7} {'coverage':>9}"
+        head = f"{'system':<{width}} {f'HR@{self.k}':>7} {f'NDCG@{self.k}':>7} {'MRR':>7} {'coverage':>9} " \
+               f"{'cold HR':>8} {'new cov':>8}"
         if latency:
             head += f" {'p50 µs':>8} {'p99 µs':>8} {'events/s':>9}"
         lines = [head]
         for r in self.systems:
             m = r.metrics
             line = f"{r.name:<{width}} {m['hit_rate']:>7.3f} {m['ndcg']:>7.3f} {m['mrr']:>7.3f} " \
-                   f"{r.coverage(self.catalogue_size):>9.3f}"
+                   f"{r.coverage(self.catalogue_size):>9.3f} {r.cold_metrics['hit_rate']:>8.3f} " \
+                   f"{r.new_item_coverage:>8.3f}"
             if latency:
                 line += f" {r.latency_us(50):>8.0f} {r.latency_us(99):>8.0f} {r.events_per_s:>9,.0f}"
             lines.append(line)
@@ -285,6 +309,10 @@ def prequential(events: Iterable[Event], systems: Sequence[System], *, k: int = 
     latency: list[list[int]] = [[] for _ in range(n)]
     recommended: list[set[str]] = [set() for _ in range(n)]
     positions: list[int] = []
+    cold: list[bool] = []
+    interactions: dict[str, int] = {}  # earlier events per item; first position per item below
+    arrival: dict[str, int] = {}
+    first_shown: list[dict[str, int]] = [{} for _ in range(n)]
     items_seen: set[str] = set()
     clock = time.perf_counter_ns
     started = time.perf_counter()
@@ -293,14 +321,19 @@ def prequential(events: Iterable[Event], systems: Sequence[System], *, k: int = 
     for position, event in enumerate(tqdm(events, total=total, unit="event", disable=not progress,
                                           mininterval=0.5, smoothing=0.05)):
         items_seen.add(event.item_id)
+        arrival.setdefault(event.item_id, position)
         scored = position >= warmup and (wanted is None or event.type in wanted)
         if scored:
             positions.append(position)
+            cold.append(interactions.get(event.item_id, 0) < COLD_INTERACTIONS)
+        interactions[event.item_id] = interactions.get(event.item_id, 0) + 1
         for s, system in enumerate(systems):
             start = clock()
             recs = system.recommend(event, k)[:k]
             system.observe(event)
             latency[s].append(clock() - start)
+            for item in recs:
+                first_shown[s].setdefault(item, position)
             if scored:
                 ranks[s].append(rank_of(event.item_id, recs))
                 lengths[s].append(len(recs))
@@ -309,10 +342,18 @@ def prequential(events: Iterable[Event], systems: Sequence[System], *, k: int = 
     where = np.asarray(positions, dtype=np.int64)
     results = [SystemResult(system.name, np.asarray(ranks[s], dtype=np.int32), where,
                             np.asarray(latency[s], dtype=np.int64), recommended[s],
-                            np.asarray(lengths[s], dtype=np.int32))
+                            np.asarray(lengths[s], dtype=np.int32), np.asarray(cold, dtype=bool),
+                            _new_item_coverage(arrival, first_shown[s]))
                for s, system in enumerate(systems)]
     return Report(k=k, systems=results, replayed=position + 1, warmup=warmup,
                   score_types=None if wanted is None else tuple(sorted(wanted)),
                   catalogue_size=catalogue_size if catalogue_size is not None
                   else len(items_seen.union(*recommended)),
                   window=window, wall_s=wall)
+
+
+def _new_item_coverage(arrival: dict[str, int], first_shown: dict[str, int]) -> float:
+    """Share of items shown no later than :data:`NEW_ITEM_WINDOW` events after they first appeared."""
+    if not arrival:
+        return math.nan
+    return sum(first_shown.get(item, math.inf) <= at + NEW_ITEM_WINDOW for item, at in arrival.items()) / len(arrival)
