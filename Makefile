@@ -24,11 +24,13 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --disable-pip-version-check -e ".[test]"
 	touch $(STAMP)
 
-# redis-server for state, prometheus/promtool for the metrics and alert tests.
+# redis-server for state, prometheus/promtool for the metrics and alert tests, node/npm for the tested
+# Node client (tests/test_node_client.py installs its pinned packages with npm ci).
 servers:
-	@command -v redis-server >/dev/null && command -v promtool >/dev/null || { \
+	@command -v redis-server >/dev/null && command -v promtool >/dev/null && command -v npm >/dev/null || { \
 	  $(SUDO) apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends redis-server prometheus >/dev/null; }
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends redis-server prometheus \
+	    $$(command -v npm >/dev/null || echo nodejs npm) >/dev/null; }
 
 clean:
 	rm -rf $(VENV) .streamrec .pytest_cache
