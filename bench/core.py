@@ -1,22 +1,32 @@
-"""In-process events/s of the model with one recommendation per event, on MovieLens 100K.
+"""In-process events/s of the model on MovieLens 100K, event by event and batched, with HR@10 beside each.
 
-The same code path as the stream's model step (``model.recommender.Recommender``:
-``recommend`` then ``observe`` + ``learn``, through ``model.evaluate.baselines.FullSystem``
-as the prequential replay uses it), item vectors from ``TextEncoder`` (encoded
-once, cached as .npy under /tmp). Beside it: decayed popularity only and
-co-visitation only (``model.evaluate.baselines``), and the 20,000 events/s target.
-Then a cProfile of the full system, top functions by tottime.
+The code path of the stream's model step, through the prequential replay
+(``model.evaluate.prequential``: each event's list before it, then the event
+observed): ``model.recommender.Recommender`` via ``model.evaluate.baselines.FullSystem``.
+Item vectors from ``TextEncoder`` (encoded once, cached as .npy under /tmp).
 
-No Kafka, no Redis, no JSON: this is the ceiling the model puts on a worker.
+Rows, all in one run:
 
-    .venv/bin/python bench/core.py             # ~1-2 min on 2 CPU cores
-    .venv/bin/python bench/core.py --quick     # ~20 s
+- *event by event, exact*: one request at a time, the index searched exactly
+  (the way the core worked before micro-batches and the approximate index);
+- *batched*: micro-batches of 256 events split into waves of distinct users,
+  one call per wave, the approximate index as configured;
+- each with the ranker learning every label at once (as the replay does) and
+  without (a worker: its trainer learns in another process);
+- decayed popularity and co-visitation alone, for scale;
+
+then a cProfile of the batched path, top functions by tottime. No Kafka, no
+Redis, no JSON: this is the ceiling the model puts on a worker.
+
+    .venv/bin/python bench/core.py             # ~3 min on 2 CPU cores
+    .venv/bin/python bench/core.py --quick     # ~40 s
 """
 
 from __future__ import annotations
 
 import argparse
 import cProfile
+import dataclasses
 import hashlib
 import io
 import json
@@ -33,13 +43,14 @@ from tqdm import tqdm  # noqa: E402
 
 from model.datasets import load_movielens  # noqa: E402
 from model.evaluate.baselines import CoVisitation, DecayedPopular, FullSystem  # noqa: E402
+from model.evaluate.prequential import prequential  # noqa: E402
 from model.recommender import Recommender  # noqa: E402
 from model.threads import limit_blas_threads  # noqa: E402
 from stream.settings import Settings  # noqa: E402
 
 ML100K = Path(os.environ.get("STREAMREC_ML100K", "/work/shared/data/ml-100k"))
 CACHE = Path(os.environ.get("STREAMREC_BENCH_CACHE", "/tmp/streamrec-bench"))
-TARGET_EPS = 20_000
+TARGET_EPS = 5_000
 
 
 def item_vectors(items) -> np.ndarray:
@@ -59,91 +70,86 @@ def item_vectors(items) -> np.ndarray:
     return vectors
 
 
-def full_system(items, vectors) -> FullSystem:
-    system = FullSystem(Recommender(Settings().model, dim=vectors.shape[1]))
+def full_system(items, vectors, *, exact: bool, learn: bool, name: str) -> FullSystem:
+    config = Settings().model
+    if exact:
+        config = dataclasses.replace(config, ann_min_items=10**12)
+    system = FullSystem(Recommender(config, dim=vectors.shape[1]), learn_ranker=learn, name=name)
     system.fit_items(items, vectors)
     return system
 
 
-def systems(items, vectors) -> list:
-    out = [full_system(items, vectors), DecayedPopular(), CoVisitation()]
-    for s in out[1:]:
-        s.fit_items(items, vectors)
-    return out
-
-
-def run(system, events, k: int) -> dict:
-    """recommend + observe per event, as model.evaluate.prequential does; per-event ns."""
-    clock = time.perf_counter_ns
-    lat = np.empty(len(events), dtype=np.int64)
+def run(system, events, warm: list, batch: int, k: int) -> dict:
+    """Replay ``warm`` untimed, then ``events`` prequentially in micro-batches of ``batch``: ev/s and HR@k."""
+    prequential(warm, [system], k=k, batch=batch)
     started = time.perf_counter()
-    for i, event in enumerate(tqdm(events, desc=system.name, unit="ev", mininterval=0.5, leave=False)):
-        t = clock()
-        system.recommend(event, k)
-        system.observe(event)
-        lat[i] = clock() - t
+    report = prequential(events, [system], k=k, batch=batch, progress=False)
     wall = time.perf_counter() - started
-    us = lat / 1000
-    return {"system": system.name, "events": len(events), "events_per_s": len(events) / (lat.sum() / 1e9),
+    result = report.systems[0]
+    us = result.latency_ns / 1000
+    return {"system": system.name, "batch": batch, "events": len(events), "events_per_s": result.events_per_s,
             "wall_events_per_s": len(events) / wall, "p50_us": float(np.percentile(us, 50)),
-            "p99_us": float(np.percentile(us, 99)), "mean_us": float(us.mean())}
-
-
-def profile(items, vectors, events, k: int, top: int) -> str:
-    system = full_system(items, vectors)
-    prof = cProfile.Profile()
-    prof.enable()
-    for event in events:
-        system.recommend(event, k)
-        system.observe(event)
-    prof.disable()
-    out = io.StringIO()
-    stats = pstats.Stats(prof, stream=out)
-    stats.sort_stats("tottime").print_stats(top)
-    return out.getvalue()
+            "p99_us": float(np.percentile(us, 99)), "hit_rate": result.metrics["hit_rate"],
+            "ndcg": result.metrics["ndcg"]}
 
 
 def main(argv=None) -> int:
     limit_blas_threads()
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", type=Path, default=ML100K)
-    p.add_argument("--events", type=int, default=20_000, help="events replayed per system (from the start)")
-    p.add_argument("--skip", type=int, default=0, help="events to replay untimed first (warm state)")
+    p.add_argument("--events", type=int, default=20_000, help="events timed per system")
+    p.add_argument("--skip", type=int, default=5_000, help="events replayed untimed first (warm state)")
+    p.add_argument("--batch", type=int, default=256)
     p.add_argument("--k", type=int, default=10)
-    p.add_argument("--profile-events", type=int, default=5_000)
-    p.add_argument("--top", type=int, default=12)
-    p.add_argument("--quick", action="store_true", help="~20 s run")
+    p.add_argument("--top", type=int, default=15)
+    p.add_argument("--quick", action="store_true", help="~40 s run")
     p.add_argument("--json", type=Path)
     args = p.parse_args(argv)
     if args.quick:
-        args.events, args.profile_events = 3_000, 2_000
+        args.events, args.skip = 4_000, 1_000
     data = load_movielens(args.data)
     items, events = data.items, data.events
     vectors = item_vectors(items)
     warm, timed = events[:args.skip], events[args.skip:args.skip + args.events]
     print(f"# core benchmark: {data.name}, {len(items)} items ({vectors.shape[1]}-d TextEncoder vectors), "
-          f"{len(timed):,} timed events (after {len(warm):,} untimed), k={args.k}, load avg {os.getloadavg()[0]:.2f}, "
-          f"{time.strftime('%Y-%m-%d %H:%M')}\n")
-    results = []
-    for system in systems(items, vectors):
-        for event in warm:
-            system.recommend(event, args.k)
-            system.observe(event)
-        results.append(run(system, timed, args.k))
-    full = results[0]
-    print("| system | events/s (model time) | events/s (wall, incl. loop) | p50 µs/event | p99 µs/event "
-          "| full ÷ this (events/s) |")
-    print("|---|---:|---:|---:|---:|---:|")
-    for r in results:
-        print(f"| {r['system']} | {r['events_per_s']:,.0f} | {r['wall_events_per_s']:,.0f} | {r['p50_us']:,.0f} "
-              f"| {r['p99_us']:,.0f} | {full['events_per_s'] / r['events_per_s']:.2f}× |")
-    print(f"| target | {TARGET_EPS:,} | | {1e6 / TARGET_EPS:,.0f} (mean) | | "
-          f"{full['events_per_s'] / TARGET_EPS:.2f}× |")
-    print(f"\n## cProfile: full system, {args.profile_events:,} events, top {args.top} by tottime\n")
-    text = profile(items, vectors, events[:args.profile_events], args.k, args.top)
-    print("```\n" + text.strip() + "\n```")
+          f"{len(timed):,} timed events (after {len(warm):,} untimed), k={args.k}, load avg "
+          f"{os.getloadavg()[0]:.2f}, {time.strftime('%Y-%m-%d %H:%M')}\n")
+    rows = []
+    with tqdm(total=6, desc="systems", unit="system") as bar:
+        for learn in (True, False):
+            for exact, batch, label in ((True, 1, "event by event, exact"), (False, args.batch, "batched")):
+                name = f"full, {label}, {'learning' if learn else 'serving only'}"
+                rows.append(run(full_system(items, vectors, exact=exact, learn=learn, name=name), timed, warm,
+                                batch, args.k))
+                bar.update()
+        for baseline in (DecayedPopular(), CoVisitation()):
+            rows.append(run(baseline, timed, warm, args.batch, args.k))
+            bar.update()
+    print(f"| system | batch | events/s (model time) | p50 µs | p99 µs | HR@{args.k} | NDCG@{args.k} "
+          f"| × event by event |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for n, r in enumerate(rows):
+        before = rows[n - 1] if "batched" in r["system"] else r
+        print(f"| {r['system']} | {r['batch']} | {r['events_per_s']:,.0f} | {r['p50_us']:,.0f} | {r['p99_us']:,.0f} "
+              f"| {r['hit_rate']:.4f} | {r['ndcg']:.4f} | {r['events_per_s'] / before['events_per_s']:.2f}× |")
+    batched = [r for r in rows if r["system"].startswith("full, batched")]
+    exact_rows = [r for r in rows if "exact" in r["system"]]
+    print(f"| target | | {TARGET_EPS:,} | | | within 0.5 % of the exact path | | |")
+    for b, e in zip(batched, exact_rows):
+        print(f"\n{b['system']}: {b['events_per_s']:,.0f} events/s ({b['events_per_s'] / TARGET_EPS:.2f}× the "
+              f"target), HR@{args.k} {100 * (b['hit_rate'] / e['hit_rate'] - 1):+.2f} % against event by event exact")
+    print(f"\n## cProfile: the batched path, serving only, {len(timed):,} events, top {args.top} by tottime\n")
+    system = full_system(items, vectors, exact=False, learn=False, name="full")
+    prequential(warm, [system], batch=args.batch)
+    prof = cProfile.Profile()
+    prof.enable()
+    prequential(timed, [system], k=args.k, batch=args.batch)
+    prof.disable()
+    out = io.StringIO()
+    pstats.Stats(prof, stream=out).sort_stats("tottime").print_stats(args.top)
+    print("```\n" + out.getvalue().strip() + "\n```")
     if args.json:
-        args.json.write_text(json.dumps({"results": results, "profile": text}, indent=2))
+        args.json.write_text(json.dumps({"results": rows, "profile": out.getvalue()}, indent=2))
     return 0
 
 

@@ -87,8 +87,8 @@ def sizes(processor: StreamProcessor, r: redis.Redis, prefix: str) -> dict:
         "items": len(rec.index),
         "popularity_slots": len(rec.popularity),
         "covisit_rows": len(rec.covisit),
-        "covisit_pairs": sum(len(row) for row in rec.covisit.rows.values()),
-        "bundle_pairs": sum(len(row) for row in rec.bundles.rows.values()),
+        "covisit_pairs": rec.covisit.pairs(),
+        "bundle_pairs": rec.bundles.pairs(),
         "scenes": len(rec.scene_popularity),
     }
 

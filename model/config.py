@@ -87,6 +87,12 @@ class RecommenderConfig:
     #: New items considered per request, nearest first; new items tracked at most (the newest).
     new_items_per_request: int = 10
     max_new_items: int = 5000
+    #: From this many items on, the item index searches approximately (faiss IVF; exact below,
+    #: where exact is faster: bench/ann.py), visiting ``ann_nprobe`` of its lists per query.
+    ann_min_items: int = 1_000
+    ann_nprobe: int = 16
+    #: The popularity rankings candidates come from are redone after this many counted events.
+    popular_refresh: int = 64
 
     def __post_init__(self) -> None:
         if len(self.half_lives_s) != len(self.half_life_weights):

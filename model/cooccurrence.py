@@ -6,7 +6,14 @@ events; co-purchase adds both directions between items bought (or carted)
 by the same user close in time. Counts decay with a half-life by forward decay
 in the log domain, as in :mod:`model.popularity`, so they are order-free and
 never overflow. Each item keeps at most ``max_neighbours`` strongest
-neighbours: memory is bounded whatever the traffic.
+neighbours (pruned back to them when a row reaches twice as many): memory is
+bounded whatever the traffic.
+
+A row is kept as arrays (neighbour keys, log-scores) that an increment updates
+in place, so a micro-batch reads its seeds' neighbours, best first, as arrays
+(:meth:`Cooccurrence.neighbour_arrays`) instead of walking and sorting dicts.
+Keys are whatever identifies an item: ids for the baselines, index rows for
+the recommender.
 
 Examples
 --------
@@ -20,10 +27,23 @@ Examples
 
 from __future__ import annotations
 
-import heapq
 import math
-from collections.abc import Collection
-from operator import itemgetter
+from collections.abc import Collection, Hashable
+
+import numpy as np
+
+
+class _Row:
+    """One item's neighbours: keys, forward-decayed log2 counts, and where each key sits."""
+
+    __slots__ = ("keys", "logs", "at", "ranked")
+
+    def __init__(self) -> None:
+        self.keys: list[Hashable] = []
+        self.logs = np.empty(8, dtype=np.float64)
+        self.at: dict[Hashable, int] = {}
+        #: (keys, logs) best first, while the row has not changed since.
+        self.ranked: tuple[np.ndarray, np.ndarray] | None = None
 
 
 class Cooccurrence:
@@ -40,44 +60,84 @@ class Cooccurrence:
     def __init__(self, half_life_s: float, max_neighbours: int = 100):
         self.half_life_s = float(half_life_s)
         self.max_neighbours = max_neighbours
-        self.rows: dict[str, dict[str, float]] = {}
+        self.rows: dict[Hashable, _Row] = {}
 
     def __len__(self) -> int:
         return len(self.rows)
 
-    def add(self, a: str, b: str, weight: float, ts: float) -> None:
+    def as_dict(self) -> dict[Hashable, dict[Hashable, float]]:
+        """Every count as ``{item: {neighbour: log2 score}}`` (for inspection and comparisons)."""
+        return {a: dict(zip(row.keys, row.logs[: len(row.keys)].tolist())) for a, row in self.rows.items()}
+
+    def pairs(self) -> int:
+        """How many (item, neighbour) counts are kept."""
+        return sum(len(row.keys) for row in self.rows.values())
+
+    def add(self, a: Hashable, b: Hashable, weight: float, ts: float) -> None:
         """Count ``b`` after (or with) ``a``, once, with ``weight`` at ``ts``."""
         if a == b or weight <= 0:
             return
-        row = self.rows.setdefault(a, {})
+        row = self.rows.get(a)
+        if row is None:
+            row = self.rows[a] = _Row()
+        row.ranked = None
         value = math.log2(weight) + ts / self.half_life_s
-        old = row.get(b)
-        if old is None:
-            row[b] = value
-            if len(row) > 2 * self.max_neighbours:  # amortised: prune only when twice over
-                keep = heapq.nlargest(self.max_neighbours, row.items(), key=lambda kv: kv[1])
-                self.rows[a] = dict(keep)
-        else:
+        at = row.at.get(b)
+        if at is not None:
+            old = row.logs[at]
             hi, lo = (old, value) if old >= value else (value, old)
-            row[b] = hi + math.log2(1.0 + 2.0 ** (lo - hi))
+            row.logs[at] = hi + math.log2(1.0 + 2.0 ** (lo - hi))
+            return
+        at = row.at[b] = len(row.keys)
+        row.keys.append(b)
+        if at == len(row.logs):
+            row.logs = np.concatenate([row.logs, np.empty(len(row.logs))])
+        row.logs[at] = value
+        if len(row.keys) > 2 * self.max_neighbours:  # amortised: prune only when twice over
+            self._prune(row)
 
-    def add_both(self, a: str, b: str, weight: float, ts: float) -> None:
+    def add_both(self, a: Hashable, b: Hashable, weight: float, ts: float) -> None:
         self.add(a, b, weight, ts)
         self.add(b, a, weight, ts)
 
-    def score(self, a: str, b: str, now: float) -> float:
-        value = self.rows.get(a, {}).get(b)
-        return 0.0 if value is None else 2.0 ** (value - now / self.half_life_s)
+    def remove(self, item: Hashable) -> None:
+        """Forget ``item``'s own row (entries pointing at it are skipped by whoever knows it left)."""
+        self.rows.pop(item, None)
 
-    def neighbours(self, item: str, n: int, now: float, exclude: Collection[str] = ()) -> list[tuple[str, float]]:
-        """The ``n`` strongest neighbours of ``item`` at ``now``, skipping ``exclude``."""
+    def neighbour_arrays(self, item: Hashable) -> tuple[np.ndarray, np.ndarray]:
+        """``item``'s neighbours as (keys, log2 scores), best first (the strongest ``max_neighbours``).
+
+        Scores are forward-decayed logs: ``2 ** (log - now / half_life_s)`` is the count at ``now``.
+        """
         row = self.rows.get(item)
-        if not row:
-            return []
+        if row is None:
+            return np.zeros(0, dtype=np.int64), np.zeros(0)
+        if row.ranked is None:
+            logs = row.logs[: len(row.keys)]
+            order = np.argsort(-logs, kind="stable")[: self.max_neighbours]
+            row.ranked = (np.asarray(row.keys)[order], logs[order])
+        return row.ranked
+
+    def score(self, a: Hashable, b: Hashable, now: float) -> float:
+        row = self.rows.get(a)
+        at = None if row is None else row.at.get(b)
+        return 0.0 if at is None else 2.0 ** (float(row.logs[at]) - now / self.half_life_s)
+
+    def neighbours(self, item: Hashable, n: int, now: float,
+                   exclude: Collection[Hashable] = ()) -> list[tuple[Hashable, float]]:
+        """The ``n`` strongest neighbours of ``item`` at ``now``, skipping ``exclude``."""
+        keys, logs = self.neighbour_arrays(item)
         shift, out = now / self.half_life_s, []
-        for b, v in sorted(row.items(), key=itemgetter(1), reverse=True):
+        for b, v in zip(keys.tolist(), logs.tolist()):
             if b not in exclude:
                 out.append((b, 2.0 ** (v - shift)))
                 if len(out) == n:
                     break
         return out
+
+    def _prune(self, row: _Row) -> None:
+        logs = row.logs[: len(row.keys)]
+        keep = np.sort(np.argsort(-logs, kind="stable")[: self.max_neighbours])
+        row.keys = [row.keys[i] for i in keep.tolist()]
+        row.logs = np.concatenate([logs[keep], np.empty(len(keep))])
+        row.at = {b: i for i, b in enumerate(row.keys)}

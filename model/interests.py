@@ -133,6 +133,9 @@ class UserState:
     #: (None: a full budget). See :meth:`spend_count_budget`.
     count_budget: float | None = None
     budget_ts: float = float("-inf")
+    #: The index rows of ``seen``, kept by the recommender while the state lives (never stored):
+    #: (index generation, rows), or None until asked for.
+    seen_rows: tuple[int, set[int]] | None = dataclasses.field(default=None, compare=False, repr=False)
 
     def is_duplicate(self, event_id: str) -> bool:
         return event_id in self.event_ids
@@ -182,11 +185,14 @@ class UserState:
     def mark_applied(self, partition: int, offset: int) -> None:
         self.positions[partition] = max(offset, self.positions.get(partition, offset))
 
-    def mark_seen(self, item_id: str, ts: float, kind: str, max_seen: int, max_recent: int = 20) -> None:
+    def mark_seen(self, item_id: str, ts: float, kind: str, max_seen: int, max_recent: int = 20) -> bool:
+        """Remember ``item_id`` as taken; returns whether an older item had to be forgotten for it."""
         self.seen[item_id] = max(ts, self.seen.pop(item_id, ts))
+        evicted = len(self.seen) > max_seen
         while len(self.seen) > max_seen:
             self.seen.popitem(last=False)
         self.recent = [r for r in self.recent if r[0] != item_id][-(max_recent - 1):] + [(item_id, kind)]
+        return evicted
 
     # --- serialisation: a flat mapping of bytes, one Redis hash per user
     def to_mapping(self) -> dict[str, bytes]:

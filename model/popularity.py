@@ -24,6 +24,9 @@ from collections.abc import Collection, Iterable
 
 import numpy as np
 
+#: How many of the most popular items a ranking can reach quickly (more fall back to a full scan).
+HOT = 4096
+
 
 class DecayedPopularity:
     """Exponentially decayed popularity with half-life ``half_life_s``.
@@ -42,6 +45,15 @@ class DecayedPopularity:
         self.first_ts = np.full(64, np.inf)
         #: Interactions counted per slot, undecayed: how much evidence an item has (new items have little).
         self.counts = np.zeros(64, dtype=np.int64)
+        #: Events observed: what a cached ranking is as old as.
+        self.observed = 0
+        #: Slots that may be among the best :data:`HOT` (a superset of them): rankings look only here.
+        #: Forward-decayed sums only grow, so an item can only enter the top by being counted, and
+        #: every count is checked against the floor; the set is trimmed back when it doubles.
+        self._hot: set[int] = set()
+        self._floor = -np.inf
+        #: Index row → slot (-1: none), for the recommender's vectorised reads of whole batches.
+        self.slot_of_row = np.full(64, -1, dtype=np.int64)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -55,6 +67,37 @@ class DecayedPopularity:
         slot = self.slots[item_id]
         self.first_ts[slot] = min(self.first_ts[slot], ts)
         self.counts[slot] += 1
+        self.observed += 1
+
+    def bind(self, item_id: str, row: int) -> None:
+        """Say that ``item_id`` lives at index row ``row``, so the ``*_at`` reads find it by row."""
+        if row >= len(self.slot_of_row):
+            grown = np.full(max(2 * len(self.slot_of_row), row + 1), -1, dtype=np.int64)
+            grown[: len(self.slot_of_row)] = self.slot_of_row
+            self.slot_of_row = grown
+        self.slot_of_row[row] = self._slot(item_id)
+
+    def unbind(self, row: int) -> None:
+        """The row was freed (its item left the catalogue): it no longer reads as that item."""
+        if row < len(self.slot_of_row):
+            self.slot_of_row[row] = -1
+
+    def scores_at(self, rows: np.ndarray, now: float | np.ndarray) -> np.ndarray:
+        """Decayed scores at ``now`` of the items at index ``rows`` (0 for never seen)."""
+        logs = self._at(rows, self.log_scores, -np.inf)
+        return np.exp2(logs - np.asarray(now) / self.half_life_s)
+
+    def first_seen_at(self, rows: np.ndarray) -> np.ndarray:
+        return self._at(rows, self.first_ts, np.inf)
+
+    def counts_at(self, rows: np.ndarray) -> np.ndarray:
+        return self._at(rows, self.counts, 0)
+
+    def _at(self, rows: np.ndarray, values: np.ndarray, missing) -> np.ndarray:
+        rows = np.asarray(rows, dtype=np.int64)
+        slots = np.where(rows < len(self.slot_of_row), self.slot_of_row[np.minimum(rows, len(self.slot_of_row) - 1)],
+                         -1)
+        return np.where(slots >= 0, values[np.maximum(slots, 0)], missing)
 
     def count(self, item_id: str) -> int:
         """Interactions observed for ``item_id`` (0 for never seen)."""
@@ -69,6 +112,16 @@ class DecayedPopularity:
         """Log-add ``log_value`` into ``item_id``'s sum."""
         slot = self._slot(item_id)
         self.log_scores[slot] = np.logaddexp2(self.log_scores[slot], log_value)
+        self._touched(slot)
+
+    def _touched(self, slot: int) -> None:
+        if slot in self._hot or not (len(self._hot) < HOT or self.log_scores[slot] > self._floor):
+            return
+        self._hot.add(slot)
+        if len(self._hot) > 2 * HOT:
+            hot = np.fromiter(self._hot, dtype=np.int64, count=len(self._hot))
+            keep = hot[np.argpartition(-self.log_scores[hot], HOT - 1)[:HOT]]
+            self._hot, self._floor = set(keep.tolist()), float(self.log_scores[keep].min())
 
     def set_log(self, items: Iterable[tuple[str, float]]) -> None:
         """Overwrite sums with ones read from a shared store."""
@@ -77,6 +130,8 @@ class DecayedPopularity:
             # into the array as it was before f() ran (found by the fault suite on restart).
             slot = self._slot(item_id)
             self.log_scores[slot] = log_value
+            self._hot.discard(slot)  # the new value may be lower: judged afresh
+            self._touched(slot)
 
     def score(self, item_id: str, now: float) -> float:
         slot = self.slots.get(item_id)
@@ -101,6 +156,12 @@ class DecayedPopularity:
         """Slots of the ``n`` best-scored items not in ``exclude``, best first."""
         size = len(self.ids)
         scores, ids = self.log_scores[:size], self.ids
+        if n + len(exclude) <= HOT and size > HOT:
+            # Among the hot slots only: they hold the best HOT items (every counted item, until the first trim).
+            hot = np.sort(np.fromiter(self._hot, dtype=np.int64, count=len(self._hot)))  # ties: by slot, as below
+            best = hot[np.argsort(-scores[hot], kind="stable")]
+            out = [i for i in best[np.isfinite(scores[best])].tolist() if ids[i] not in exclude]
+            return out[:n]
         # Look at the best 2n first and widen only if too many of them are excluded: a
         # user's seen items (up to hundreds) rarely all sit at the top.
         want = min(size, 2 * n)

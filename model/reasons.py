@@ -25,6 +25,7 @@ keep it honest:
 
 from __future__ import annotations
 
+import functools
 import unicodedata
 
 PAST_TENSE = {"view": "viewed", "click": "clicked", "cart": "added to your cart", "purchase": "bought"}
@@ -33,6 +34,7 @@ PAST_TENSE = {"view": "viewed", "click": "clicked", "cart": "added to your cart"
 MAX_QUOTED = 80
 
 
+@functools.lru_cache(maxsize=65_536)  # titles repeat: every list quotes a few
 def display(text: str, max_len: int = MAX_QUOTED) -> str:
     """``text`` made safe to show inside a sentence.
 

@@ -41,10 +41,10 @@ from __future__ import annotations
 import dataclasses
 import random
 import zlib
-from collections import defaultdict
 
 import numpy as np
 
+from model.candidates import Candidates, PairScores, top_per_group
 from model.config import RecommenderConfig
 from model.cooccurrence import Cooccurrence
 from model.features import REASONS, features_for, initial_ranker
@@ -98,7 +98,7 @@ class Recommender:
         warn_if_blas_threaded()
         self.config = config
         self.dim = dim
-        self.index = ItemIndex(dim)
+        self.index = ItemIndex(dim, config.ann_min_items, config.ann_nprobe)
         self.popularity = DecayedPopularity(config.popularity_half_life_s)
         self.scene_popularity: dict[str, DecayedPopularity] = {}
         self.covisit = Cooccurrence(config.covisit_half_life_s, config.max_neighbours)
@@ -107,19 +107,31 @@ class Recommender:
         self.features = [f.name for f in declared]
         self.ranker = ranker or initial_ranker(config)
         self._reason_of_feature = np.array([REASONS.index(f.reason) for f in declared])
-        #: Items with too little evidence yet for the ranker to show them, oldest first (bounded):
-        #: what the exploration slot chooses from.
+        #: Items with too little evidence yet for the ranker to show them, oldest first (bounded),
+        #: and an index of their vectors: what the exploration slot chooses from.
         self.new_items: dict[str, None] = {}
+        self.new_index = ItemIndex(dim, config.ann_min_items, config.ann_nprobe)
+        #: Per popularity (by id): (events counted when ranked, ranked up to, the ranking).
+        self._rankings: dict[int, tuple[int, int, list[str]]] = {}
 
     def add_items(self, items: list[Item], vectors: np.ndarray) -> None:
         """Put items (with their text vectors) in the catalogue; those the counts have not met yet are new."""
-        self.index.add(items, vectors)
-        for item in items:
-            if self.is_new(item.item_id):
-                self.new_items.pop(item.item_id, None)
-                self.new_items[item.item_id] = None
+        rows = self.index.add(items, vectors)
+        for item, row in zip(items, rows):
+            self.popularity.bind(item.item_id, row)
+        # Only the newest max_new_items can stay new: a catalogue loaded at once keeps its last ones.
+        new = [n for n, item in enumerate(items) if self.is_new(item.item_id)][-self.config.max_new_items:]
+        for n in new:
+            self.new_items.pop(items[n].item_id, None)
+            self.new_items[items[n].item_id] = None
+        if new:
+            self.new_index.add([items[n] for n in new], self.index.matrix[[rows[n] for n in new]])
         while len(self.new_items) > self.config.max_new_items:
-            del self.new_items[next(iter(self.new_items))]
+            self._not_new(next(iter(self.new_items)))
+
+    def _not_new(self, item_id: str) -> None:
+        self.new_items.pop(item_id, None)
+        self.new_index.remove([item_id])
 
     def new_state(self, user_id: str) -> UserState:
         return UserState(user_id, InterestVector(self.dim, self.config.half_lives_s))
@@ -133,11 +145,14 @@ class Recommender:
         Their co-occurrence rows go too (memory stays bounded by the live catalogue);
         neighbour entries pointing at them are skipped, as for any item not in the index.
         """
+        rows = [self.index.rows[i] for i in item_ids if i in self.index]
         removed = self.index.remove(item_ids)
-        for item_id in removed:
-            self.new_items.pop(item_id, None)
-            self.covisit.rows.pop(item_id, None)
-            self.bundles.rows.pop(item_id, None)
+        for item_id, row in zip(removed, rows):
+            self._not_new(item_id)
+            self.covisit.remove(row)
+            self.bundles.remove(row)
+            for pop in (self.popularity, *self.scene_popularity.values()):
+                pop.unbind(row)
         return removed
 
     def contributes(self, state: UserState, event: Event) -> bool:
@@ -196,10 +211,15 @@ class Recommender:
             if count:
                 self._count_pairs(state, event, weight)
                 self.popularity.observe(event.item_id, weight, event.ts)
-                self._scene_popularity(event.scene).observe(event.item_id, weight, event.ts)
-                if not self.is_new(event.item_id):
-                    self.new_items.pop(event.item_id, None)
-        state.mark_seen(event.item_id, event.ts, event.type, self.config.max_seen)
+                scene_pop = self._scene_popularity(event.scene)
+                scene_pop.observe(event.item_id, weight, event.ts)
+                scene_pop.bind(event.item_id, self.index.rows[event.item_id])
+                if event.item_id in self.new_items and not self.is_new(event.item_id):
+                    self._not_new(event.item_id)
+        if state.mark_seen(event.item_id, event.ts, event.type, self.config.max_seen):
+            state.seen_rows = None  # an older item was forgotten: rebuilt when next asked for
+        elif state.seen_rows is not None and event.item_id in self.index:
+            state.seen_rows[1].add(self.index.rows[event.item_id])
         state.n_events += 1
         return Observation(feedback, popularity)
 
@@ -246,7 +266,7 @@ class Recommender:
             if in_sample:
                 positive = shown.sample_features[in_sample[0]]
             else:  # its features as they were then: the state has not seen this event yet
-                positive = self._feature_matrix(state, _Candidates([item], self.index), shown.ts, shown.scene)[0]
+                positive = self.features_of(state, item, shown.ts, shown.scene)
             negatives = np.delete(shown.sample_features, in_sample, axis=0)
         else:
             return Feedback(np.zeros((0, len(self.features))), np.zeros(0), False, shown.model_version)
@@ -257,14 +277,17 @@ class Recommender:
 
     def _count_pairs(self, state: UserState, event: Event, weight: float) -> None:
         # Co-visitation: the user's last few items each lead to this one, nearer ones count more.
+        # Pairs are kept by index row: what the batched reads merge.
+        rows = self.index.rows
+        row = rows[event.item_id]
         for distance, (previous, _) in enumerate(reversed(state.recent[-3:])):
-            if self.in_catalogue(previous):
-                self.covisit.add(previous, event.item_id, weight / (1 + distance), event.ts)
+            if previous in rows:
+                self.covisit.add(rows[previous], row, weight / (1 + distance), event.ts)
         if event.type in BUNDLE_TYPES:
             for previous, kind in state.recent:
-                if (kind in BUNDLE_TYPES and self.in_catalogue(previous)
+                if (kind in BUNDLE_TYPES and previous in rows
                         and event.ts - state.seen.get(previous, -np.inf) <= self.config.bundle_window_s):
-                    self.bundles.add_both(previous, event.item_id, weight, event.ts)
+                    self.bundles.add_both(rows[previous], row, weight, event.ts)
 
     def _scene_vector(self, state: UserState, scene: str) -> InterestVector:
         vector = state.scenes.get(scene)
@@ -285,33 +308,255 @@ class Recommender:
     # --- recommending
     def recommend(self, state: UserState, k: int | None = None, now: float | None = None,
                   scene: str | None = None, record: bool = True) -> list[Recommended]:
-        """The user's top ``k``, best first, each with a reason.
+        """The user's top ``k``, best first, each with a reason: :meth:`recommend_many` for one request."""
+        return self.recommend_many([Request(state, now, scene or "home", k, record)])[0]
 
-        ``now`` defaults to the user's last event time; ``scene`` is where the list
-        is shown. With ``record`` the list is remembered in the state as the
-        impression the user's next event will label.
+    def recommend_many(self, requests: list[Request]) -> list[list[Recommended]]:
+        """Each request's top ``k``, best first, each with a reason; the whole batch at once.
+
+        Requests must be of distinct users (a user's events are answered in order, one
+        wave at a time: :func:`waves`). ``now`` defaults to the user's last event time;
+        with ``record`` the list is remembered in the user's state as the impression
+        their next event will label.
         """
-        k = self.config.top_k if k is None else k
-        now = state.interests.ts if now is None else now
-        if not np.isfinite(now):
-            now = 0.0
-        scene = scene or "home"
-        exclude = state.seen if self.config.exclude_seen else {}
-        directions = self._directions(state, scene)
-        candidates = self._candidates(state, now, scene, exclude, directions)
-        if not candidates.ids:
+        if not requests:
             return []
-        X = self._feature_matrix(state, candidates, now, scene, directions)
+        batch = self._batch(requests)
+        if not len(self.index):
+            return [[] for _ in requests]
+        candidates, pairs = self._candidates(batch)
+        out: list[list[Recommended]] = [[] for _ in requests]
+        if not len(candidates):
+            return out
+        X = self._features(batch, candidates, pairs)
         logits = self.ranker.score_many(X)
-        order = np.argsort(-logits, kind="stable")[:k]
-        if self.config.explore_slots and candidates.new:
-            order = self._explore(state, now, candidates, order, k)
-        if record:
-            state.shown = self._impressions(state, candidates, X, order, scene, now)
-        return self._explain(state, candidates, order, logits, X[order], scene)
+        bounds = candidates.bounds(len(requests))
+        chosen = top_per_group(candidates.requests, logits, batch.k)
+        chosen_bounds = np.searchsorted(candidates.requests[chosen], np.arange(len(requests) + 1))
+        for b, request in enumerate(requests):
+            own = np.arange(bounds[b], bounds[b + 1])
+            order = chosen[chosen_bounds[b]:chosen_bounds[b + 1]] - bounds[b]
+            if not len(own):
+                continue
+            explored: set[int] = set()
+            if batch.explores[b]:
+                order = self._explore(request.state, float(batch.now[b]), candidates, own, order, int(batch.k[b]),
+                                      explored)
+            if request.record:
+                request.state.shown = self._impressions(request.state, batch, b, candidates, own, X, order)
+            if request.explain:
+                out[b] = self._explain(batch, b, candidates, pairs, own, order, logits, X, explored)
+            else:  # the items alone (a replay scores lists; it shows no one the reasons)
+                ids = self.index.ids
+                out[b] = [Recommended(ids[r], float(logits[p]), "", "") for p, r in
+                          zip(own[order].tolist(), candidates.rows[own[order]].tolist())]
+        return out
 
-    def _explore(self, state: UserState, now: float, candidates: _Candidates, order: np.ndarray,
-                 k: int) -> np.ndarray:
+    def _batch(self, requests: list[Request]) -> Batch:
+        config = self.config
+        now = np.array([r.state.interests.ts if r.now is None else r.now for r in requests], dtype=np.float64)
+        now[~np.isfinite(now)] = 0.0
+        scenes = [r.scene or "home" for r in requests]
+        directions = np.stack([self._directions(r.state, scene) for r, scene in zip(requests, scenes)]) \
+            if requests else np.zeros((0, 0, self.dim), np.float32)
+        k = np.array([config.top_k if r.k is None else r.k for r in requests], dtype=np.int64)
+        explores = [bool(config.explore_slots and self.new_items and not r.state.interests.empty
+                         and _draw(r.state.user_id, float(now[b]), "explore-share") < config.explore_share)
+                    for b, r in enumerate(requests)]
+        n_rows = len(self.index.ids)
+        excluded = [b * n_rows + np.fromiter(self._seen_rows(r.state), dtype=np.int64)
+                    for b, r in enumerate(requests)] if config.exclude_seen else []
+        excluded = np.sort(np.concatenate(excluded)) if excluded else np.zeros(0, dtype=np.int64)
+        return Batch(requests, now, scenes, directions, k, explores, excluded)
+
+    def _candidates(self, batch: Batch) -> tuple[Candidates, dict[str, PairScores]]:
+        """Every source's candidates for every request, excluded items left out."""
+        config, index, n = self.config, self.index, self.config.candidates_per_source
+        n_rows = len(index.ids)
+        proposals: list[tuple[np.ndarray, np.ndarray]] = []
+        popular: list[tuple[np.ndarray, np.ndarray]] = []
+        pairs = {"covisit": PairScores.empty(), "bundle": PairScores.empty()}
+        if "content" in config.sources:
+            proposals.append(self._content(batch, n))
+        for source, pair_counts, seeds_of in (("covisit", self.covisit, self._covisit_seeds),
+                                              ("bundle", self.bundles, self._bundle_seeds)):
+            if source in config.sources:
+                pairs[source] = self._pair_scores(batch, pair_counts, seeds_of)
+                proposals.append(self._best_pairs(batch, pairs[source], n_rows, n))
+        if "popular" in config.sources or config.fill_with_popular:
+            popular = self._popular(batch, n)
+        new = self._new(batch) if any(batch.explores) else (np.zeros(0, int), np.zeros(0, int), np.zeros(0))
+        return Candidates.union(proposals, popular, new, n_rows), pairs
+
+    def _content(self, batch: Batch, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """The items nearest to each user's blended interest and to their last item: two queries per user.
+
+        Two, not one per half-life: the blend (weighted by ``half_life_weights``) and the
+        last item carry the candidates, and the per-half-life cosines still rank them.
+        """
+        h = len(self.config.half_lives_s)
+        weights = np.asarray(self.config.half_life_weights, dtype=np.float32)
+        blended = np.einsum("h,bhd->bd", weights, batch.directions[:, :h])
+        queries, owners = [], []
+        for b, request in enumerate(batch.requests):
+            if request.state.interests.empty:
+                continue
+            for vector in (blended[b], batch.directions[b, h]):
+                norm = float(np.linalg.norm(vector))
+                if norm > 0:
+                    queries.append(vector / norm)
+                    owners.append(b)
+        if not queries:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        rows, _ = self.index.search(np.stack(queries), 2 * n)  # twice as many: seen items are dropped next
+        owners = np.repeat(np.asarray(owners, dtype=np.int64), rows.shape[1])
+        rows = rows.ravel()
+        found = rows >= 0
+        owners, rows = owners[found], rows[found]
+        keep = self._not_excluded(batch, owners, rows)
+        owners, rows = owners[keep], rows[keep]
+        rank = np.arange(len(rows), dtype=np.float64)  # search order: the best first within each query
+        best = top_per_group(owners, -rank, n * 2)  # per user: n from each of their two queries
+        return owners[best], rows[best]
+
+    def _covisit_seeds(self, state: UserState) -> list[int]:
+        """Rows of the user's last items, the latest first (each weighs 1 / (1 + its distance from the latest))."""
+        rows = self.index.rows
+        return [rows.get(item, -1) for item, _ in reversed(state.recent[-self.config.covisit_seeds:])]
+
+    def _bundle_seeds(self, state: UserState) -> list[int]:
+        rows = self.index.rows
+        return [rows.get(item, -1) for item, kind in reversed(state.recent) if kind in BUNDLE_TYPES][:3]
+
+    def _pair_scores(self, batch: Batch, pair_counts: Cooccurrence, seeds_of) -> PairScores:
+        """Every neighbour of every request's seeds, with decayed scores summed per (request, item)."""
+        # One Python step per seed to fetch its arrays; everything after is one array operation per batch.
+        owners, seeds, weights, rows, logs = [], [], [], [], []
+        for b, request in enumerate(batch.requests):
+            for distance, seed in enumerate(seeds_of(request.state)):
+                if seed >= 0:
+                    neighbour_rows, neighbour_logs = pair_counts.neighbour_arrays(seed)
+                    if len(neighbour_rows):
+                        owners.append(b)
+                        seeds.append(seed)
+                        weights.append(1.0 / (1 + distance))
+                        rows.append(neighbour_rows)
+                        logs.append(neighbour_logs)
+        if not rows:
+            return PairScores.empty()
+        lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
+        owners = np.repeat(np.asarray(owners, dtype=np.int64), lengths)
+        rows = np.concatenate(rows)
+        scores = np.exp2(np.concatenate(logs) - batch.now[owners] / pair_counts.half_life_s) \
+            * np.repeat(np.asarray(weights), lengths)
+        seeds = np.repeat(np.asarray(seeds, dtype=np.int64), lengths)
+        live = self.index.live[rows]  # an item that left the catalogue is nobody's neighbour any more
+        return PairScores.merge(owners[live], rows[live], scores[live], seeds[live], len(self.index.ids))
+
+    def _best_pairs(self, batch: Batch, pairs: PairScores, n_rows: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+        owners, rows = pairs.keys // n_rows, pairs.keys % n_rows
+        best = top_per_group(owners, pairs.totals, 2 * n)  # twice as many: seen items are dropped next
+        owners, rows, totals = owners[best], rows[best], pairs.totals[best]
+        keep = self._not_excluded(batch, owners, rows)
+        best = top_per_group(owners[keep], totals[keep], n)
+        return owners[keep][best], rows[keep][best]
+
+    def _popular(self, batch: Batch, n: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Trending overall and in each request's scene: one ranking per scene for the whole batch."""
+        out = []
+        longest = max((len(r.state.seen) for r in batch.requests), default=0) if self.config.exclude_seen else 0
+        rankings = [(self.popularity, np.arange(len(batch.requests)))]
+        for scene in sorted(set(batch.scenes)):
+            if scene in self.scene_popularity:
+                rankings.append((self.scene_popularity[scene],
+                                 np.array([b for b, s in enumerate(batch.scenes) if s == scene])))
+        for pop, owners in rankings:
+            ids = self._ranking(pop, n + min(longest, 4 * n))
+            rows = np.array([r for r in map(self.index.rows.get, ids) if r is not None], dtype=np.int64)
+            if not len(rows):
+                continue
+            all_owners, all_rows = np.repeat(owners, len(rows)), np.tile(rows, len(owners))
+            keep = self._not_excluded(batch, all_owners, all_rows)
+            rank = np.tile(np.arange(len(rows), dtype=np.float64), len(owners))[keep]
+            best = top_per_group(all_owners[keep], -rank, n)
+            out.append((all_owners[keep][best], all_rows[keep][best]))
+        return out
+
+    def _ranking(self, pop: DecayedPopularity, n: int) -> list[str]:
+        """The ``n`` most popular ids, ranked afresh every ``popular_refresh`` events counted into ``pop``.
+
+        Ranking the catalogue per wave costs more than the list changes: trending moves
+        slowly, and workers read the shared ranking from Redis once a second anyway.
+        """
+        # By count of events, not by call: the same events give the same rankings however the
+        # requests were batched (the replay and the worker agree).
+        due = pop.observed // self.config.popular_refresh
+        cached = self._rankings.get(id(pop))
+        if cached is None or cached[1] < n or cached[0] != due:
+            cached = self._rankings[id(pop)] = (due, n, pop.top_ids(n))
+        return cached[2][:n]
+
+    def _new(self, batch: Batch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """New items nearest to each exploring user's last item (or long-term interest), with their cosines."""
+        h = len(self.config.half_lives_s)
+        owners = np.array([b for b, explores in enumerate(batch.explores) if explores], dtype=np.int64)
+        queries = np.stack([batch.directions[b, h] if batch.directions[b, h].any() else batch.directions[b, h - 1]
+                            for b in owners])
+        n = self.config.new_items_per_request
+        new_rows, cosines = self.new_index.search(queries, 2 * n)
+        rows = np.array([self.index.rows.get(self.new_index.ids[r], -1) if r >= 0 else -1
+                         for r in new_rows.ravel().tolist()], dtype=np.int64)
+        owners, cosines = np.repeat(owners, new_rows.shape[1]), cosines.ravel().astype(np.float64)
+        keep = rows >= 0
+        keep[keep] = self._not_excluded(batch, owners[keep], rows[keep])
+        best = top_per_group(owners[keep], cosines[keep], n)
+        return owners[keep][best], rows[keep][best], cosines[keep][best]
+
+    def _not_excluded(self, batch: Batch, owners: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Whether each (request, row) may be recommended: not an item the user already took."""
+        if not self.config.exclude_seen or not len(rows):
+            return np.ones(len(rows), dtype=bool)
+        keys, excluded = owners * len(self.index.ids) + rows, batch.excluded
+        if not len(excluded):
+            return np.ones(len(rows), dtype=bool)
+        at = np.minimum(np.searchsorted(excluded, keys), len(excluded) - 1)
+        return excluded[at] != keys
+
+    def _seen_rows(self, state: UserState) -> set[int]:
+        """The index rows of the items ``state`` took, kept on the state while it lives (one build per state)."""
+        if state.seen_rows is None or state.seen_rows[0] != self.index.generation:
+            rows = self.index.rows
+            state.seen_rows = (self.index.generation, {rows[i] for i in state.seen if i in rows})
+        return state.seen_rows[1]
+
+    def _features(self, batch: Batch, candidates: Candidates, pairs: dict[str, PairScores]) -> np.ndarray:
+        """One row per candidate, columns in :func:`model.features.features_for` order."""
+        rows, owners = candidates.rows, candidates.requests
+        bounds = candidates.bounds(len(batch.requests))
+        cos = np.zeros((len(rows), batch.directions.shape[1]), dtype=np.float32)
+        vectors = self.index.matrix
+        for b in range(len(batch.requests)):  # half-lives, last item, scene (0 where there is no evidence)
+            lo, hi = bounds[b], bounds[b + 1]
+            if hi > lo:
+                cos[lo:hi] = vectors[rows[lo:hi]] @ batch.directions[b].T
+        keys = candidates.keys(len(self.index.ids))
+        covisit, _ = pairs["covisit"].lookup(keys)
+        bundle, _ = pairs["bundle"].lookup(keys)
+        now = batch.now[owners]
+        popularity = self.popularity.scores_at(rows, now)
+        scene_pop = np.zeros(len(rows))
+        for scene in set(batch.scenes):
+            pop = self.scene_popularity.get(scene)
+            if pop is not None:
+                mine = np.array([batch.scenes[b] == scene for b in range(len(batch.requests))])[owners]
+                scene_pop[mine] = pop.scores_at(rows[mine], now[mine])
+        first = self.popularity.first_seen_at(rows)
+        age_days = np.where(np.isfinite(first), np.maximum(now - first, 0.0) / 86400.0, 0.0)
+        return np.column_stack([cos, np.log1p(covisit), np.log1p(bundle), np.log1p(popularity),
+                                np.log1p(scene_pop), np.log1p(age_days)])
+
+    def _explore(self, state: UserState, now: float, candidates: Candidates, own: np.ndarray, order: np.ndarray,
+                 k: int, explored: set[int]) -> np.ndarray:
         """Give the last ``explore_slots`` places of the list to new items, chosen by Thompson sampling.
 
         Cold start is a promise: a new item has no popularity or co-visitation yet, so
@@ -322,108 +567,43 @@ class Recommender:
         plausibly fit, more to the uncertain ones, and never to mismatches.
         """
         shown = set(order.tolist())
-        positions = {row: i for i, row in enumerate(candidates.rows.tolist())}
-        pool = [(positions[row], cos) for row, cos in candidates.new.items() if positions[row] not in shown]
+        pool = [p for p in np.flatnonzero(np.isfinite(candidates.new_cosine[own])).tolist() if p not in shown]
         if not pool:
             return order
         rng = np.random.default_rng(zlib.crc32(f"explore:{state.user_id}:{now!r}".encode()))
-        if rng.random() >= self.config.explore_share:
-            return order
-        counts = np.array([self.popularity.count(candidates.ids[i]) for i, _ in pool])
-        draws = np.array([cos for _, cos in pool]) + rng.standard_normal(len(pool)) * (
+        counts = self.popularity.counts_at(candidates.rows[own][pool])
+        draws = candidates.new_cosine[own][pool] + rng.standard_normal(len(pool)) * (
             self.config.explore_noise / np.sqrt(1.0 + counts))
-        picked = [pool[j][0] for j in np.argsort(-draws)[: self.config.explore_slots]
+        picked = [pool[j] for j in np.argsort(-draws)[: self.config.explore_slots]
                   if draws[j] >= self.config.explore_min_cos]
         if not picked:
             return order
         keep = order[: k - len(picked)] if len(order) + len(picked) > k else order
-        candidates.explored.update(picked)
+        explored.update(picked)
         return np.concatenate([keep, np.array(picked, dtype=order.dtype)])
 
-    def _impressions(self, state: UserState, candidates: _Candidates, X: np.ndarray, order: np.ndarray,
-                     scene: str, now: float) -> Impressions:
-        rest = np.ones(len(candidates.ids), dtype=bool)
+    def _impressions(self, state: UserState, batch: Batch, b: int, candidates: Candidates, own: np.ndarray,
+                     X: np.ndarray, order: np.ndarray) -> Impressions:
+        rest = np.ones(len(own), dtype=bool)
         rest[order] = False
         rest = np.flatnonzero(rest).tolist()
         # Seeded by user and time, so the in-process replay and the stream draw the same sample.
+        now = float(batch.now[b])
         rng = random.Random(zlib.crc32(f"{state.user_id}:{now!r}".encode()))
         sample = rng.sample(rest, min(len(rest), self.config.negative_samples))
-        ids = candidates.ids
-        return Impressions([ids[i] for i in order.tolist()], X[order].astype(np.float32), scene, now,
-                           self.ranker.version, [ids[i] for i in sample], X[sample].astype(np.float32), ids)
+        ids = [self.index.ids[r] for r in candidates.rows[own].tolist()]
+        Xb = X[own]
+        return Impressions([ids[i] for i in order.tolist()], Xb[order].astype(np.float32), batch.scenes[b], now,
+                           self.ranker.version, [ids[i] for i in sample], Xb[sample].astype(np.float32), ids)
 
-    def _candidates(self, state: UserState, now: float, scene: str, exclude, directions: np.ndarray) -> _Candidates:
-        """Candidate rows of the index from every source, vectorised where the catalogue is scanned."""
-        config, n, index = self.config, self.config.candidates_per_source, self.index
-        found = _Candidates()
-        if not len(index):
-            return found
-        if "content" in config.sources and not state.interests.empty:
-            # Candidates come from the half-lives holding evidence and the last item taken
-            # (the fastest "scale"); a zero direction would propose arbitrary items. The
-            # scene direction proposes none: it only ranks.
-            columns = [c for c, live in enumerate(state.interests.mass > 0) if live]
-            if directions[-2].any():
-                columns.append(len(directions) - 2)
-            excluded = [r for r in map(index.rows.get, exclude) if r is not None]
-            rows, _ = index.search(directions[columns], min(n, len(index) - 1), excluded)
-            found.add_rows(rows[rows >= 0])
-        if "covisit" in config.sources:
-            seeds = state.recent[-config.covisit_seeds:]
-            found.add_pairs("covisit", self._from_pairs(self.covisit, seeds, now, n, exclude), index)
-        if "bundle" in config.sources:
-            seeds = [r for r in state.recent if r[1] in BUNDLE_TYPES][-3:]
-            found.add_pairs("bundle", self._from_pairs(self.bundles, seeds, now, n, exclude), index)
-        if config.explore_slots and self.new_items and not state.interests.empty:
-            # New items, nearest to what the user took last: the exploration slot's choice.
-            ids = [i for i in self.new_items if i not in exclude]
-            direction = directions[-2] if directions[-2].any() else directions[len(config.half_lives_s) - 1]
-            if ids:
-                rows = np.array([index.rows[i] for i in ids], dtype=np.int64)
-                cosines = index.matrix[rows] @ direction
-                best = np.argsort(-cosines, kind="stable")[: config.new_items_per_request]
-                found.add_rows(rows[best])
-                found.new = dict(zip(rows[best].tolist(), cosines[best].tolist()))
-        if "popular" in config.sources or (config.fill_with_popular and found.size < config.top_k):
-            pops = [self.popularity] + ([self.scene_popularity[scene]] if scene in self.scene_popularity else [])
-            for pop in pops:
-                rows = [r for r in map(index.rows.get, pop.top_ids(n, exclude)) if r is not None]
-                found.add_rows(rows)
-                found.popular.update(rows)
-        found.finish(index)
-        return found
-
-    def _from_pairs(self, pairs: Cooccurrence, seeds, now: float, n: int, exclude):
-        """Neighbours of the seed items, nearer seeds weighing more; each keeps its strongest seed."""
-        total: dict[str, float] = defaultdict(float)
-        anchor: dict[str, tuple[float, str]] = {}
-        for distance, (seed, _) in enumerate(reversed(seeds)):
-            for item_id, score in pairs.neighbours(seed, n, now, exclude):
-                score /= 1 + distance
-                total[item_id] += score
-                if score > anchor.get(item_id, (0.0, ""))[0]:
-                    anchor[item_id] = (score, seed)
-        best = sorted(total.items(), key=lambda kv: -kv[1])[:n]
-        return [(item_id, score, anchor[item_id][1]) for item_id, score in best]
-
-    def _feature_matrix(self, state: UserState, candidates: _Candidates, now: float, scene: str,
-                        directions: np.ndarray | None = None) -> np.ndarray:
-        """One row per candidate, columns in :func:`model.features.features_for` order."""
-        ids = candidates.ids
-        directions = self._directions(state, scene) if directions is None else directions
-        cos = self.index.matrix[candidates.rows] @ directions.T  # half-lives, last item, scene (0: no evidence)
-        if candidates.generated:
-            covisit, bundle = candidates.scores("covisit"), candidates.scores("bundle")
-        else:  # features of an item that no source proposed (a label's positive)
-            seeds = [r for r in state.recent if r[1] in BUNDLE_TYPES][-3:]
-            covisit = self._pair_scores(self.covisit, state.recent[-self.config.covisit_seeds:], ids, now)
-            bundle = self._pair_scores(self.bundles, seeds, ids, now)
-        popularity = self.popularity.scores(ids, now)
-        scene_pop = self.scene_popularity[scene].scores(ids, now) if scene in self.scene_popularity else 0 * popularity
-        first = self.popularity.first_seen(ids)
-        age_days = np.where(np.isfinite(first), np.maximum(now - first, 0.0) / 86400.0, 0.0)
-        return np.column_stack([cos, np.log1p(covisit), np.log1p(bundle), np.log1p(popularity),
-                                np.log1p(scene_pop), np.log1p(age_days)])
+    def features_of(self, state: UserState, item_id: str, now: float, scene: str) -> np.ndarray:
+        """The feature row ``item_id`` would have had in ``state``'s list at ``now`` (for labelling a miss)."""
+        batch = self._batch([Request(state, now, scene, 1, False)])
+        row = self.index.rows[item_id]
+        candidates = Candidates(np.zeros(1, dtype=np.int64), np.array([row]), np.zeros(1, bool), np.full(1, np.nan))
+        pairs = {"covisit": self._pair_scores(batch, self.covisit, self._covisit_seeds),
+                 "bundle": self._pair_scores(batch, self.bundles, self._bundle_seeds)}
+        return self._features(batch, candidates, pairs)[0]
 
     def _directions(self, state: UserState, scene: str) -> np.ndarray:
         """The unit directions a candidate's cosines are taken to: each half-life, the last item, the scene."""
@@ -439,10 +619,6 @@ class Recommender:
                 return vector
         return None
 
-    def _pair_scores(self, pairs: Cooccurrence, seeds, ids: list[str], now: float) -> np.ndarray:
-        return np.array([sum(pairs.score(seed, i, now) / (1 + d) for d, (seed, _) in enumerate(reversed(seeds)))
-                         for i in ids])
-
     def _shrunk_scene_unit(self, state: UserState, scene: str, units: np.ndarray) -> np.ndarray:
         """The scene's direction, shrunk toward the user's longest-scale interest when evidence is thin."""
         overall = units[-1]
@@ -455,24 +631,31 @@ class Recommender:
         return blended / norm if norm > 0 else blended
 
     # --- explaining
-    def _explain(self, state: UserState, candidates: _Candidates, order: np.ndarray, logits: np.ndarray,
-                 X: np.ndarray, scene: str) -> list[Recommended]:
+    def _explain(self, batch: Batch, b: int, candidates: Candidates, pairs: dict[str, PairScores], own: np.ndarray,
+                 order: np.ndarray, logits: np.ndarray, X: np.ndarray, explored: set[int]) -> list[Recommended]:
         """The ranked items, each with the reason of the feature group that contributed most to its score."""
-        contributions = self.ranker.contributions(X)
-        by_group = np.zeros((len(X), len(REASONS)))
+        picked = own[order]
+        contributions = self.ranker.contributions(X[picked])
+        by_group = np.zeros((len(picked), len(REASONS)))
         np.add.at(by_group.T, self._reason_of_feature, contributions.T)
         groups = np.argmax(by_group, axis=1)
-        similar = self._most_similar_recent(state, candidates.rows[order])
+        rows = candidates.rows[picked]
+        similar = self._most_similar_recent(batch.requests[b].state, rows)
+        keys = candidates.keys(len(self.index.ids))[picked]
+        anchors = {source: pair.lookup(keys)[1] for source, pair in pairs.items()}
+        new = self.popularity.counts_at(rows) < self.config.new_item_interactions
+        ids, items = self.index.ids, self.index.items
         out = []
-        for i, g, near in zip(order.tolist(), groups.tolist(), similar):
-            item_id, kind = candidates.ids[i], "new" if i in candidates.explored else REASONS[g]
-            anchor = candidates.anchor(kind, item_id) if kind in ("covisit", "bundle") else None
+        for n, (position, g) in enumerate(zip(order.tolist(), groups.tolist())):
+            kind = "new" if position in explored else REASONS[g]
+            anchor = anchors[kind][n] if kind in anchors else -1
+            near = similar[n]
             reason, source = reason_for(
-                kind, scene, pair_title=self.index.items[anchor].title if anchor in self.index else None,
-                similar=None if near is None else (self.index.items[near[0]].title, near[1], near[2]),
-                trending=candidates.rows[i] in candidates.popular, new=self.is_new(item_id),
+                kind, batch.scenes[b], pair_title=items[ids[anchor]].title if anchor >= 0 else None,
+                similar=None if near is None else (items[near[0]].title, near[1], near[2]),
+                trending=bool(candidates.popular[picked[n]]), new=bool(new[n]),
                 min_cosine=self.config.similar_reason_min_cos)
-            out.append(Recommended(item_id, float(logits[i]), reason, source))
+            out.append(Recommended(ids[rows[n]], float(logits[picked[n]]), reason, source))
         return out
 
     def _most_similar_recent(self, state: UserState, rows: np.ndarray) -> list[tuple[str, str, float] | None]:
@@ -483,54 +666,62 @@ class Recommender:
         matrix = self.index.matrix
         similarity = matrix[[self.index.rows[i] for i, _ in recent]] @ matrix[rows].T  # (recent, items)
         best = np.argmax(similarity, axis=0)
-        return [(*recent[b], float(similarity[b, n])) for n, b in enumerate(best.tolist())]
+        return [(*recent[r], float(similarity[r, n])) for n, r in enumerate(best.tolist())]
 
     def is_new(self, item_id: str) -> bool:
         """Whether the item has had fewer than ``new_item_interactions`` counted interactions."""
         return self.popularity.count(item_id) < self.config.new_item_interactions
 
 
-class _Candidates:
-    """Candidate index rows, each once, with pair scores and the seed item behind each."""
+@dataclasses.dataclass
+class Request:
+    """One list to compute: for whom, as of when, where it is shown, how long, and whether to remember it."""
 
-    def __init__(self, ids: list[str] | None = None, index: ItemIndex | None = None):
-        self.generated = ids is None
-        #: Rows the popularity sources proposed: those may honestly be called trending.
-        self.popular: set[int] = set()
-        #: Rows of new items proposed for exploration, with their cosine to the user; and, by
-        #: position in ``ids``, those the exploration slot chose.
-        self.new: dict[int, float] = {}
-        self.explored: set[int] = set()
-        self._rows: list[np.ndarray] = []
-        self._pairs: dict[str, dict[str, tuple[float, str]]] = {"covisit": {}, "bundle": {}}
-        self.ids: list[str] = list(ids or [])
-        self.rows = np.array([index.rows[i] for i in self.ids], dtype=np.int64) if index else np.zeros(0, int)
+    state: UserState
+    now: float | None = None
+    scene: str = "home"
+    k: int | None = None
+    record: bool = True
+    #: Say why each item is there (the stream does; a replay, which only scores the items, need not).
+    explain: bool = True
 
-    @property
-    def size(self) -> int:
-        return sum(len(r) for r in self._rows)
 
-    def add_rows(self, rows) -> None:
-        self._rows.append(np.asarray(rows, dtype=np.int64))
+@dataclasses.dataclass
+class Batch:
+    """A micro-batch of requests with what every source needs of them, as arrays."""
 
-    def add_pairs(self, source: str, found, index: ItemIndex) -> None:
-        table = self._pairs[source]
-        rows = []
-        for item_id, score, anchor in found:
-            row = index.rows.get(item_id)
-            if row is not None:  # only items we can describe
-                table[item_id] = (score, anchor)
-                rows.append(row)
-        self.add_rows(rows)
+    requests: list[Request]
+    now: np.ndarray
+    scenes: list[str]
+    #: (requests, half-lives + last item + scene, dim): the unit directions cosines are taken to.
+    directions: np.ndarray
+    k: np.ndarray
+    #: Whether each request's list gets an exploration slot (its own seeded draw against ``explore_share``).
+    explores: list[bool]
+    #: ``request * rows + row`` of every item a request's user took: never recommended to them.
+    excluded: np.ndarray
 
-    def finish(self, index: ItemIndex) -> None:
-        self.rows = np.unique(np.concatenate(self._rows)) if self._rows else np.zeros(0, dtype=np.int64)
-        self.ids = [index.ids[r] for r in self.rows.tolist()]
 
-    def scores(self, source: str) -> np.ndarray:
-        table = self._pairs[source]
-        return np.array([table[i][0] if i in table else 0.0 for i in self.ids])
+def waves(user_ids: list[str]) -> list[list[int]]:
+    """Split a batch into waves in which each user appears once, keeping each user's events in order.
 
-    def anchor(self, source: str, item_id: str) -> str | None:
-        value = self._pairs[source].get(item_id)
-        return value[1] if value else None
+    A wave is recommended for at once; a user's second event goes to the next wave, so it
+    sees their first.
+
+    >>> waves(["a", "b", "a", "c", "a", "b"])
+    [[0, 1, 3], [2, 5], [4]]
+    """
+    out: list[list[int]] = []
+    seen: dict[str, int] = {}
+    for n, user in enumerate(user_ids):
+        wave = seen.get(user, -1) + 1
+        seen[user] = wave
+        if wave == len(out):
+            out.append([])
+        out[wave].append(n)
+    return out
+
+
+def _draw(user_id: str, now: float, salt: str) -> float:
+    """A uniform draw in [0, 1) fixed by user, time and purpose: the replay and the stream draw alike."""
+    return zlib.crc32(f"{salt}:{user_id}:{now!r}".encode()) / 2**32

@@ -13,6 +13,7 @@ torch keeps its own intra-op pool for the encoder: the limit is for BLAS only.
 
 from __future__ import annotations
 
+import os
 import warnings
 
 from threadpoolctl import threadpool_info, threadpool_limits
@@ -23,9 +24,14 @@ _warned = False
 def limit_blas_threads() -> None:
     """Run BLAS (OpenBLAS, MKL...) on one thread in this process, from now on.
 
-    The limit reaches the BLAS libraries loaded when it is set, so both are loaded
-    first: NumPy's, which the model's products use, and SciPy's (river imports it).
+    The limit reaches the BLAS libraries loaded when it is set, so they are loaded
+    first: NumPy's, which the model's products use, SciPy's (river imports it) and
+    faiss's own (its index training). OpenMP threads (torch's encoder and faiss's
+    searches share one runtime) are left as they are, but told to sleep rather than
+    spin when idle: on 2 busy cores a spinning thread steals the other's time.
     """
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    import faiss  # noqa: F401
     import numpy  # noqa: F401
     import scipy.linalg  # noqa: F401
 

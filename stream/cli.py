@@ -206,6 +206,8 @@ def _replay_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--score-types", help="score only these event types, e.g. click,purchase")
     parser.add_argument("--window", type=int, default=2000, help="scored events per point of HR over time")
     parser.add_argument("--keep-seen", action="store_true", help="let systems recommend items the user took")
+    parser.add_argument("--batch", type=int, help="events per micro-batch, split into waves of distinct users "
+                        "as a worker does (default STREAMREC_BATCH_MAX, 256; 1: event by event)")
     parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
                         help="processes to spread the systems over (default: up to 2 cores)")
     parser.add_argument("--out", type=Path, default=replay.DEFAULT_OUT,
@@ -240,6 +242,7 @@ def _replay(args: argparse.Namespace) -> int:
         return _run_via_kafka(args, dataset, score_types, load_s)
     result = replay.replay(dataset, systems=systems, k=args.k, limit=args.limit, warmup=args.warmup,
                     score_types=score_types, window=args.window, exclude_seen=not args.keep_seen, out=args.out,
+                    batch=args.batch,
                     timings={"load_s": load_s}, jobs=args.jobs)
     protocol = result["protocol"]
     print(f"\nprequential, k={protocol['k']}: {protocol['replayed_events']:,} events replayed, "

@@ -45,7 +45,7 @@ import orjson
 from model.datasets import Dataset
 from model.evaluate.baselines import FullSystem
 from model.evaluate.prequential import Report, SystemResult, rank_of
-from model.recommender import Recommender
+from model.recommender import Recommender, Request, waves
 from model.schema import Event
 from stream.harness import Collector, start_worker, stop_worker, wait_for, wait_for_catalogue
 from stream.report import finish
@@ -101,22 +101,36 @@ def worker_settings(settings: Settings, k: int) -> Settings:
 
 
 def replay_served_in_process(dataset: Dataset, settings: Settings, *, k: int, vectors: np.ndarray,
-                             limit: int | None = None) -> Served:
-    """Observe, then recommend, per event in order, with the worker's config and a ranker that never learns."""
+                             limit: int | None = None, batch_sizes: Sequence[int] | None = None) -> Served:
+    """What the worker does, without Kafka: per micro-batch, per wave, observe each event then recommend for all.
+
+    Micro-batches of ``batch_max`` events, or of ``batch_sizes`` (the worker's, as a
+    via-Kafka run reports them: it takes what has arrived, and where a batch ends decides
+    which other users' counts a list sees), the worker's config, and a ranker that never
+    learns (no trainer).
+    """
     settings = worker_settings(settings, k)
     events = list(dataset.events[:limit] if limit is not None else dataset.events)
     system = FullSystem(Recommender(settings.model, vectors.shape[1]), learn_ranker=False)
     system.fit_items(dataset.items, vectors)
-    lists: list[list[str] | None] = []
+    lists: list[list[str] | None] = [None] * len(events)
     latency = np.zeros(len(events), dtype=np.int64)
     clock = time.perf_counter_ns
     rec = system.recommender
-    for n, event in enumerate(events):
-        start = clock()
-        system.observe(event)  # learn_ranker=False: the ranker keeps its prior
-        recs = rec.recommend(system.state(event.user_id), now=event.ts, scene=event.scene)
-        latency[n] = clock() - start
-        lists.append([r.item_id for r in recs])
+    batches = -(-len(events) // settings.batch_max)
+    sizes = list(batch_sizes) if batch_sizes is not None else [settings.batch_max] * batches
+    for first, size in zip(np.cumsum([0, *sizes[:-1]]).tolist(), sizes):
+        window = events[first:first + size]
+        for wave in waves([event.user_id for event in window]):
+            start = clock()
+            for n in wave:
+                system.observe(window[n])  # learn_ranker=False: the ranker keeps its prior
+            answers = rec.recommend_many([Request(system.state(window[n].user_id), window[n].ts, window[n].scene)
+                                          for n in wave])
+            spent = (clock() - start) // len(wave)
+            for n, recs in zip(wave, answers):
+                lists[first + n] = [r.item_id for r in recs]
+                latency[first + n] = spent
     return Served(events, lists, latency)
 
 
@@ -224,6 +238,7 @@ def _match(events: Sequence[Event], bodies: list[dict], received_at: list[float]
                           "max": float(e2e.max())},
         "latency": "worker time per event: its micro-batch's sent_ts - received_ts / the batch's size",
         "micro_batches": len(batches),
+        "batch_sizes": [len(members) for members in sorted(batches.values())],
         "timings": timings,
     }
     return Served(list(events), lists, latency, extra)

@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from model.ranker import OnlineRanker
-from model.recommender import Recommender
+from model.recommender import Recommender, Request, waves
 from model.schema import Event, InvalidInput, Item, parse_event, parse_item
 from stream import metrics
 from stream.codec import (
@@ -240,43 +240,53 @@ class StreamProcessor:
         rec = self.recommender
         states = self.store.load_users((e.user_id for e, _ in events), rec.dim, rec.config.half_lives_s)
         popularity: dict[str, float] = {}
-        results, outcomes = [], Counter()
-        for event, message in events:
-            state = states[event.user_id]
-            partition, offset = message.position
-            if state.is_duplicate(event.event_id) and not state.is_retry(event.event_id, event.fingerprint):
-                error = InvalidInput("duplicate_event_id", "event_id", "already used by another event of this user")
-                decoded.dead.append(dead_letter(message, error, decoded.topic, self.settings.dead_letter_max_bytes))
-                decoded.reasons.append(error.reason)
-                continue
-            if state.applied(partition, offset) or state.is_duplicate(event.event_id):
-                # Redelivered after a crash (offsets are committed after the state is written),
-                # or a client's retry: answer it again, never apply it twice.
-                outcomes[event.type, "redelivered" if state.applied(partition, offset) else "duplicate"] += 1
-                recs = rec.recommend(state, now=event.ts, scene=event.scene, record=False)
-                results.append((event, message, recs))
-                continue
-            counted = self._counted.get(partition, -1)
-            observation = rec.observe(state, event, count=offset < 0 or offset > counted)
-            outcomes[event.type, "ok"] += 1
-            if offset >= 0:
-                state.mark_applied(partition, offset)
-                self._counted[partition] = max(counted, offset)
-            if observation.feedback is not None:
-                feedback = observation.feedback
-                out.feedback.append(Outgoing(event.user_id.encode(), encode_feedback(event, feedback)))
-                metrics.observe_feedback(feedback.hit)
-            if observation.popularity is not None:
-                item_id, increment = observation.popularity
-                popularity[item_id] = float(np.logaddexp2(popularity.get(item_id, -np.inf), increment))
-            results.append((event, message, rec.recommend(state, now=event.ts, scene=event.scene)))
+        results: dict[int, tuple[Event, Message, list]] = {}  # by position in the batch: answers go out in order
+        outcomes: Counter = Counter()
+        # The high-water marks as the batch found them: waves apply events out of offset order.
+        counted = dict(self._counted)
+        # Waves in which each user appears once: a user's events stay in order (each wave's
+        # lists see the user's earlier events), and each wave is recommended for at once.
+        for wave in waves([event.user_id for event, _ in events]):
+            requests, answered = [], []
+            for n in wave:
+                event, message = events[n]
+                state = states[event.user_id]
+                partition, offset = message.position
+                if state.is_duplicate(event.event_id) and not state.is_retry(event.event_id, event.fingerprint):
+                    error = InvalidInput("duplicate_event_id", "event_id", "already used by another event of this user")
+                    decoded.dead.append(dead_letter(message, error, decoded.topic, self.settings.dead_letter_max_bytes))
+                    decoded.reasons.append(error.reason)
+                    continue
+                if state.applied(partition, offset) or state.is_duplicate(event.event_id):
+                    # Redelivered after a crash (offsets are committed after the state is written),
+                    # or a client's retry: answer it again, never apply it twice.
+                    outcomes[event.type, "redelivered" if state.applied(partition, offset) else "duplicate"] += 1
+                    requests.append(Request(state, event.ts, event.scene, record=False))
+                    answered.append(n)
+                    continue
+                observation = rec.observe(state, event, count=offset < 0 or offset > counted.get(partition, -1))
+                outcomes[event.type, "ok"] += 1
+                if offset >= 0:
+                    state.mark_applied(partition, offset)
+                    self._counted[partition] = max(self._counted.get(partition, -1), offset)
+                if observation.feedback is not None:
+                    feedback = observation.feedback
+                    out.feedback.append(Outgoing(event.user_id.encode(), encode_feedback(event, feedback)))
+                    metrics.observe_feedback(feedback.hit)
+                if observation.popularity is not None:
+                    item_id, increment = observation.popularity
+                    popularity[item_id] = float(np.logaddexp2(popularity.get(item_id, -np.inf), increment))
+                requests.append(Request(state, event.ts, event.scene))
+                answered.append(n)
+            for n, items in zip(answered, rec.recommend_many(requests)):
+                results[n] = (*events[n], items)
         self.store.save_users(states.values(), popularity)  # one MULTI/EXEC: all of the batch or none
         for (kind, outcome), n in outcomes.items():
             metrics.events_processed(kind, outcome, n)
             self.outcomes[f"events:{outcome}"] += n
         sent = time.time()
         titles, version = rec.index.items, self.model_version
-        for event, message, items in results:
+        for event, message, items in (results[n] for n in sorted(results)):
             answer = Outgoing(event.user_id.encode(),
                               encode_recommendation(event, items, titles, model_version=version,
                                                     ingest_ts=message.timestamp or received, received_ts=received,

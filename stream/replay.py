@@ -31,7 +31,16 @@ from pathlib import Path
 import numpy as np
 
 from model.datasets import Dataset
-from model.evaluate.baselines import ContentOnly, CoVisitation, DecayedPopular, FullSystem, MostPopular, System
+from model.evaluate.baselines import (
+    ContentOnly,
+    CoVisitation,
+    DecayedPopular,
+    FullSystem,
+    MostPopular,
+    System,
+    item_knn,
+    symmetric_covisitation,
+)
 from model.evaluate.prequential import Report, prequential
 from model.recommender import Recommender
 from model.threads import limit_blas_threads
@@ -39,12 +48,13 @@ from stream.report import finish
 from stream.settings import Settings
 
 #: The systems ``--systems`` may name, in the order reports list them.
-SYSTEMS = ("popular", "decayed", "covisit", "content", "full")
+SYSTEMS = ("popular", "decayed", "covisit", "covisit-sym", "item-knn", "content", "full")
 #: Systems that read item text vectors (the encoder is loaded only for them).
 NEEDS_VECTORS = {"content", "full"}
 DEFAULT_OUT = Path("results") / "replay"
 #: Rough cost of one event per system (µs on ml-100k, 2 cores), to balance ``jobs`` processes.
-COST_US = {"popular": 50, "decayed": 50, "covisit": 60, "content": 1100, "full": 2000}
+COST_US = {"popular": 50, "decayed": 50, "covisit": 60, "covisit-sym": 250, "item-knn": 600, "content": 1100,
+           "full": 2000}
 #: Content-only keeps the user's whole history: a year.
 CONTENT_HALF_LIFE_S = 365 * 86400.0
 
@@ -66,6 +76,8 @@ def build_systems(names: Sequence[str], settings: Settings, dim: int, *, exclude
         "decayed": lambda: DecayedPopular(popularity_half_life, exclude_seen=exclude_seen),
         "covisit": lambda: CoVisitation(config.covisit_half_life_s, n_recent=config.covisit_seeds,
                                         popularity_half_life_s=popularity_half_life, exclude_seen=exclude_seen),
+        "covisit-sym": lambda: symmetric_covisitation(exclude_seen=exclude_seen),
+        "item-knn": lambda: item_knn(exclude_seen=exclude_seen),
         "content": lambda: ContentOnly(dim, content_half_life_s, exclude_seen=exclude_seen),
         "full": lambda: FullSystem(Recommender(
             dataclasses.replace(config, exclude_seen=exclude_seen), dim)),
@@ -77,7 +89,7 @@ def replay(dataset: Dataset, *, systems: Sequence[str] = SYSTEMS, k: int = 10, l
            warmup: int = 0, score_types: Sequence[str] | None = None, window: int = 2000,
            exclude_seen: bool = True, settings: Settings | None = None, encoder=None,
            out: str | Path | None = None, progress: bool = True, timings: dict[str, float] | None = None,
-           jobs: int = 1) -> dict:
+           jobs: int = 1, batch: int | None = None) -> dict:
     """Replay ``dataset`` through ``systems`` prequentially; write the report and plots to ``out`` if given.
 
     ``encoder`` (a :class:`model.encoder.TextEncoder`) is built from the settings
@@ -109,7 +121,10 @@ def replay(dataset: Dataset, *, systems: Sequence[str] = SYSTEMS, k: int = 10, l
         dim = encoder.dim
         timings["encode_s"] = time.perf_counter() - t
     catalogue = len({item.item_id for item in dataset.items} | {e.item_id for e in dataset.events})
-    protocol = dict(k=k, limit=limit, warmup=warmup, score_types=score_types, catalogue_size=catalogue, window=window)
+    # Events go through in micro-batches as a worker takes them (its batch_max), unless told otherwise.
+    batch = settings.batch_max if batch is None else batch
+    protocol = dict(k=k, limit=limit, warmup=warmup, score_types=score_types, catalogue_size=catalogue, window=window,
+                    batch=batch)
     groups = _split_by_cost(systems, jobs)
     t = time.perf_counter()
     if len(groups) == 1:
@@ -129,6 +144,7 @@ def replay(dataset: Dataset, *, systems: Sequence[str] = SYSTEMS, k: int = 10, l
         configs = {name: config for _, part_configs in parts for name, config in part_configs.items()}
     timings["replay_s"] = report.wall_s
     result = report.to_dict()
+    result["protocol"]["batch"] = batch
     result["dataset"] = dataset.summary()
     result["settings"] = {
         "systems": list(systems), "exclude_seen": exclude_seen, "jobs": len(groups),

@@ -174,8 +174,8 @@ def test_a_batch_retried_after_a_failed_write_counts_once_in_memory(processor, m
     asyncio.run(clean.handle_items([Message(None, orjson.dumps(i)) for i in catalog]))
     asyncio.run(clean.handle_events(log))
     ours, theirs = proc.recommender, clean.recommender
-    assert ours.covisit.rows == theirs.covisit.rows and ours.covisit.rows
-    assert ours.bundles.rows == theirs.bundles.rows
+    assert ours.covisit.as_dict() == theirs.covisit.as_dict() and ours.covisit.rows
+    assert ours.bundles.as_dict() == theirs.bundles.as_dict()
     assert np.array_equal(ours.popularity.log_scores, theirs.popularity.log_scores)
     assert {s: p.log_scores.tolist() for s, p in ours.scene_popularity.items()} == \
         {s: p.log_scores.tolist() for s, p in theirs.scene_popularity.items()}

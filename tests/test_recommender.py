@@ -21,8 +21,10 @@ def rec():
         for j in range(PER_CAT):
             items.append(Item(f"c{c}-{j}", f"Item {j} of {c}", f"cat{c}"))
             vectors.append(centres[c] + 0.35 * rng.normal(size=DIM).astype(np.float32))
-    r = Recommender(RecommenderConfig(half_lives_s=(300.0, 30 * 86400.0), half_life_weights=(0.7, 0.3)), DIM)
-    r.index.add(items, np.stack(vectors))
+    # No exploration slot here: these tests are about what the ranked sources propose.
+    config = RecommenderConfig(half_lives_s=(300.0, 30 * 86400.0), half_life_weights=(0.7, 0.3), explore_slots=0)
+    r = Recommender(config, DIM)
+    r.add_items(items, np.stack(vectors))
     return r
 
 
@@ -86,9 +88,12 @@ def test_ids_that_are_not_items_do_not_grow_memory(rec):
     for i in range(2000):
         item = "c0-0" if i % 2 else f"no-such-item-{i}"  # junk interleaved with a real item
         rec.observe(user, Event(f"j{i}", "junk", item, "purchase", T0 + i, "home"))
-    counted = set(rec.popularity.ids) | set(rec.covisit.rows) | set(rec.bundles.rows)
-    counted |= {b for row in rec.covisit.rows.values() for b in row}
-    assert counted == {"c0-0"}  # only catalogue items are counted: memory bounded by the catalogue
+    counted = set(rec.popularity.ids)
+    rows = {a for a in rec.covisit.as_dict()} | {b for row in rec.covisit.as_dict().values() for b in row}
+    rows |= set(rec.bundles.as_dict())
+    # Only catalogue items: memory bounded by the catalogue.
+    assert rows <= set(rec.index.rows.values()) and all(item in rec.index for item in counted)
+    assert rec.popularity.count("c0-0") == 1 and len(rec.popularity) == len(rec.index)  # a repeat counts once
     assert len(user.pending) == rec.config.max_pending and len(user.seen) <= rec.config.max_seen
 
 
@@ -116,7 +121,8 @@ def test_bundles_pair_items_bought_together(rec):
         u = rec.new_state(f"buyer{n}")
         rec.observe(u, Event(f"a{n}", u.user_id, "c1-1", "purchase", T0 + n, "cart"))
         rec.observe(u, Event(f"b{n}", u.user_id, "c2-2", "purchase", T0 + n + 60, "cart"))
-    assert rec.bundles.score("c1-1", "c2-2", T0 + 100) > 0 and rec.bundles.score("c2-2", "c1-1", T0 + 100) > 0
+    a, b = rec.index.rows["c1-1"], rec.index.rows["c2-2"]  # pairs are kept by index row
+    assert rec.bundles.score(a, b, T0 + 100) > 0 and rec.bundles.score(b, a, T0 + 100) > 0
     me = rec.new_state("me")
     rec.observe(me, Event("m1", "me", "c1-1", "cart", T0 + 200, "cart"))
     recs = {r.item_id: r for r in rec.recommend(me, k=10, scene="cart")}
@@ -214,9 +220,10 @@ def test_a_new_item_that_fits_gets_the_exploration_slot():
         boots = [Item("boot", "Hiking Boot", "boots")]
         r.add_items(boots, np.array([[1.0, 0.0, 0.0]], dtype=np.float32))
         for n in range(300):
-            user = r.new_state(f"u{n % 30}")
-            item = "boot" if n % 3 == 0 else f"old{n % 30}"
-            r.observe(user, Event(f"o{n}", user.user_id, item, "click", T0 + n, "home"))
+            user = r.new_state(f"u{n}")
+            r.observe(user, Event(f"o{n}", user.user_id, f"old{n % 30}", "click", T0 + n, "home"))
+            if n % 3 == 0:  # and a third of them the boot: old items are co-visited with it
+                r.observe(user, Event(f"b{n}", user.user_id, "boot", "click", T0 + n + 0.5, "home"))
         twin = np.arccos(0.77)  # the new near twin of the boot: nobody has taken it yet
         r.add_items([Item("boot2", "Hiking Boot Pro", "boots")],
                     np.array([[np.cos(twin), 0.0, np.sin(twin)]], dtype=np.float32))

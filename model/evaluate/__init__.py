@@ -6,8 +6,18 @@ its models: :mod:`~model.evaluate.baselines` (the systems compared, behind one
 :mod:`~model.evaluate.prequential` (recommend, score, then observe, per event).
 """
 
-from model.evaluate.baselines import ContentOnly, CoVisitation, DecayedPopular, FullSystem, MostPopular, System
+from model.evaluate.baselines import (
+    ContentOnly,
+    CoVisitation,
+    DecayedPopular,
+    FullSystem,
+    ItemKNN,
+    MostPopular,
+    System,
+    item_knn,
+    symmetric_covisitation,
+)
 from model.evaluate.prequential import Report, SystemResult, prequential, rank_of, ranking_metrics
 
-__all__ = ["CoVisitation", "ContentOnly", "DecayedPopular", "FullSystem", "MostPopular", "Report", "System",
-           "SystemResult", "prequential", "rank_of", "ranking_metrics"]
+__all__ = ["CoVisitation", "ContentOnly", "DecayedPopular", "FullSystem", "ItemKNN", "MostPopular", "Report",
+           "System", "SystemResult", "item_knn", "prequential", "rank_of", "ranking_metrics", "symmetric_covisitation"]

@@ -55,7 +55,7 @@ from model.features import features_for
 from model.interests import UserState
 from model.popularity import DecayedPopularity
 from model.ranker import OnlineRanker
-from model.recommender import Recommender
+from model.recommender import Recommender, Request
 from model.schema import Event, Item
 
 #: Every event counts once, whatever its type, unless a system is given type weights.
@@ -241,6 +241,110 @@ class CoVisitation(_Baseline):
         self.popularity.observe(event.item_id, weight, event.ts)
 
 
+class ItemKNN(_Baseline):
+    """Item-to-item neighbours from users' recent windows: the strong simple baseline of streaming recommenders.
+
+    Each new item is paired, both ways, with the user's previous ``pair_window``
+    items, the pair weighted ``gap_decay ** (gap - 1)`` (gap: how many positions
+    apart, 1 for the previous item). A candidate's score sums, over the user's
+    last ``seeds`` items (age 0 the latest), ``age_decay ** age`` times the pair
+    count, normalised by ``n_seed ** seed_exponent * n_candidate ** candidate_exponent``
+    (n: the items' counts; plain cosine is 0.5 / 0.5, which over-penalises popular
+    items). Decay by position, not by clock time, so nothing here is fitted to one
+    log's time span. All-time popularity breaks ties and fills the list. Rows keep
+    their ``max_neighbours`` strongest pairs (memory stays bounded on any log).
+
+    The two reference configurations, the definitions of Ludewig & Jannach style
+    streaming baselines used to judge streamrec (:func:`symmetric_covisitation`,
+    :func:`item_knn`), are functions below.
+
+    Examples
+    --------
+    >>> from model.schema import Event
+    >>> system = item_knn()
+    >>> t = 1.7e9
+    >>> for u in range(3):                      # three users take tent then stove
+    ...     for item in ("tent", "stove"):
+    ...         t += 60
+    ...         system.observe(Event(f"e{t}", f"u{u}", item, "view", t, "home"))
+    >>> system.observe(Event("z", "u7", "tent", "view", t + 120, "home"))
+    >>> system.recommend(Event("next", "u7", "?", "view", t + 180, "home"), k=1)
+    ['stove']
+    """
+
+    name = "item-knn"
+
+    def __init__(self, *, pair_window: int = 50, gap_decay: float = 0.9, seeds: int = 20, age_decay: float = 0.8,
+                 seed_exponent: float = 0.5, candidate_exponent: float = 0.4, max_neighbours: int = 500,
+                 exclude_seen: bool = True, name: str | None = None):
+        super().__init__(exclude_seen, None)
+        self.pair_window, self.gap_decay, self.seeds, self.age_decay = pair_window, gap_decay, seeds, age_decay
+        self.seed_exponent, self.candidate_exponent = seed_exponent, candidate_exponent
+        self.pairs = Cooccurrence(math.inf, max_neighbours)  # an infinite half-life: plain counts
+        self.popularity = DecayedPopularity(math.inf)
+        self.codes: dict[str, int] = {}  # item id → dense code: the pair rows and counts are keyed by it
+        self.ids: list[str] = []
+        self.counts = np.zeros(64)
+        self.history: dict[str, deque[int]] = {}
+        if name is not None:
+            self.name = name
+
+    def recommend(self, event: Event, k: int) -> list[str]:
+        history = self.history.get(event.user_id)
+        exclude = self.excluded(event.user_id)
+        out: list[str] = []
+        if history:
+            seeds = list(reversed(history))[: self.seeds]
+            rows, values = [], []
+            for age, seed in enumerate(seeds):
+                keys, logs = self.pairs.neighbour_arrays(seed)
+                if len(keys):
+                    rows.append(keys)
+                    values.append(self.age_decay ** age * np.exp2(logs)
+                                  / max(self.counts[seed], 1.0) ** self.seed_exponent)
+            if rows:
+                keys, values = np.concatenate(rows).astype(np.int64), np.concatenate(values)
+                unique, inverse = np.unique(keys, return_inverse=True)
+                scores = np.bincount(inverse, weights=values) / np.maximum(self.counts[unique], 1.0) \
+                    ** self.candidate_exponent
+                order = np.lexsort((-self.counts[unique], -scores))  # ties by popularity
+                for code in unique[order].tolist():
+                    if self.ids[code] not in exclude:
+                        out.append(self.ids[code])
+                        if len(out) == k:
+                            return out
+        if len(out) < k:
+            taken = set(out).union(exclude)
+            out += [item for item, _ in self.popularity.top(k - len(out), event.ts, exclude=taken)]
+        return out
+
+    def observe(self, event: Event) -> None:
+        super().observe(event)
+        code = self.codes.get(event.item_id)
+        if code is None:
+            code = self.codes[event.item_id] = len(self.ids)
+            self.ids.append(event.item_id)
+            if code == len(self.counts):
+                self.counts = np.concatenate([self.counts, np.zeros(len(self.counts))])
+        history = self.history.setdefault(event.user_id, deque(maxlen=max(self.pair_window, self.seeds)))
+        for gap, previous in enumerate(reversed(list(history)[-self.pair_window:]), start=1):
+            self.pairs.add_both(previous, code, self.gap_decay ** (gap - 1), 0.0)
+        history.append(code)
+        self.counts[code] += 1
+        self.popularity.observe(event.item_id, 1.0, event.ts)
+
+
+def item_knn(**options) -> ItemKNN:
+    """Pairs with the previous 50 items at 0.9^(gap-1), the last 20 seeds at 0.8^age, C / (n_i^0.5 n_j^0.4)."""
+    return ItemKNN(**options)
+
+
+def symmetric_covisitation(**options) -> ItemKNN:
+    """Counts both ways with the previous 5 items, the last 5 seeds at 0.8^age, raw counts (no normalisation)."""
+    return ItemKNN(pair_window=5, gap_decay=1.0, seeds=5, age_decay=0.8, seed_exponent=0.0, candidate_exponent=0.0,
+                   name="covisit-sym", **options)
+
+
 class FullSystem:
     """Adapter from a :class:`~model.recommender.Recommender` to the :class:`System` protocol.
 
@@ -298,8 +402,12 @@ class FullSystem:
         return state
 
     def recommend(self, event: Event, k: int) -> list[str]:
-        recommended = self.recommender.recommend(self.state(event.user_id), k, now=event.ts, scene=event.scene)
-        return [r.item_id for r in recommended]
+        return self.recommend_many([event], k)[0]
+
+    def recommend_many(self, events: list[Event], k: int) -> list[list[str]]:
+        """The lists before each of ``events`` (of distinct users), in one batch through the recommender."""
+        requests = [Request(self.state(e.user_id), e.ts, e.scene, k, explain=False) for e in events]
+        return [[r.item_id for r in recommended] for recommended in self.recommender.recommend_many(requests)]
 
     def observe(self, event: Event) -> None:
         observation = self.recommender.observe(self.state(event.user_id), event)

@@ -42,12 +42,13 @@ import dataclasses
 import itertools
 import math
 import time
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 
 import numpy as np
 from tqdm import tqdm
 
 from model.evaluate.baselines import System
+from model.recommender import waves
 from model.schema import Event
 
 #: Latency histogram bins in the report: log-spaced from 0.1 µs to 10 s (outliers land in the end bins).
@@ -268,7 +269,7 @@ class Report:
 
 def prequential(events: Iterable[Event], systems: Sequence[System], *, k: int = 10, limit: int | None = None,
                  warmup: int = 0, score_types: Collection[str] | None = None, catalogue_size: int | None = None,
-                 window: int = 2000, progress: bool = False) -> Report:
+                 window: int = 2000, batch: int = 1, progress: bool = False) -> Report:
     """Replay ``events`` in the order given through every system: recommend, score, observe.
 
     Parameters
@@ -289,6 +290,10 @@ def prequential(events: Iterable[Event], systems: Sequence[System], *, k: int = 
         Denominator of coverage; by default the distinct items replayed or recommended.
     window
         Scored events per point of the HR-over-time series.
+    batch
+        Events taken together, as a worker takes a micro-batch: split into waves in which
+        each user appears once, every list of a wave computed (in one call, for systems
+        with ``recommend_many``) before the wave's events are observed. 1: event by event.
     progress
         Show a progress bar.
 
@@ -318,26 +323,38 @@ def prequential(events: Iterable[Event], systems: Sequence[System], *, k: int = 
     started = time.perf_counter()
     total = len(events) if isinstance(events, Sequence) else None
     position = -1
-    for position, event in enumerate(tqdm(events, total=total, unit="event", disable=not progress,
-                                          mininterval=0.5, smoothing=0.05)):
-        items_seen.add(event.item_id)
-        arrival.setdefault(event.item_id, position)
-        scored = position >= warmup and (wanted is None or event.type in wanted)
-        if scored:
-            positions.append(position)
-            cold.append(interactions.get(event.item_id, 0) < COLD_INTERACTIONS)
-        interactions[event.item_id] = interactions.get(event.item_id, 0) + 1
-        for s, system in enumerate(systems):
-            start = clock()
-            recs = system.recommend(event, k)[:k]
-            system.observe(event)
-            latency[s].append(clock() - start)
-            for item in recs:
-                first_shown[s].setdefault(item, position)
-            if scored:
-                ranks[s].append(rank_of(event.item_id, recs))
-                lengths[s].append(len(recs))
-                recommended[s].update(recs)
+    with tqdm(total=total, unit="event", disable=not progress, mininterval=0.5, smoothing=0.05) as bar:
+        for chunk in _windows(events, batch):
+            first = position + 1
+            for event in chunk:
+                position += 1
+                items_seen.add(event.item_id)
+                arrival.setdefault(event.item_id, position)
+                if position >= warmup and (wanted is None or event.type in wanted):
+                    positions.append(position)
+                    cold.append(interactions.get(event.item_id, 0) < COLD_INTERACTIONS)
+                interactions[event.item_id] = interactions.get(event.item_id, 0) + 1
+            for s, system in enumerate(systems):
+                lists: list[list[str]] = [[] for _ in chunk]
+                spent = np.zeros(len(chunk), dtype=np.int64)
+                for wave in waves([event.user_id for event in chunk]):
+                    start = clock()
+                    answers = recommend_all(system, [chunk[n] for n in wave], k)
+                    for n in wave:
+                        system.observe(chunk[n])
+                    spent[wave] = (clock() - start) // len(wave)
+                    for n, recs in zip(wave, answers):
+                        lists[n] = recs[:k]
+                latency[s].extend(spent.tolist())
+                for n, (event, recs) in enumerate(zip(chunk, lists)):
+                    at = first + n
+                    for item in recs:
+                        first_shown[s].setdefault(item, at)
+                    if at >= warmup and (wanted is None or event.type in wanted):
+                        ranks[s].append(rank_of(event.item_id, recs))
+                        lengths[s].append(len(recs))
+                        recommended[s].update(recs)
+            bar.update(len(chunk))
     wall = time.perf_counter() - started
     where = np.asarray(positions, dtype=np.int64)
     results = [SystemResult(system.name, np.asarray(ranks[s], dtype=np.int32), where,
@@ -357,3 +374,15 @@ def _new_item_coverage(arrival: dict[str, int], first_shown: dict[str, int]) -> 
     if not arrival:
         return math.nan
     return sum(first_shown.get(item, math.inf) <= at + NEW_ITEM_WINDOW for item, at in arrival.items()) / len(arrival)
+
+
+def recommend_all(system: System, events: list[Event], k: int) -> list[list[str]]:
+    """Each event's list before it, for events of distinct users: in one batch if the system takes batches."""
+    many = getattr(system, "recommend_many", None)
+    return many(events, k) if many is not None else [system.recommend(event, k) for event in events]
+
+
+def _windows(events: Iterable[Event], size: int) -> Iterator[list[Event]]:
+    iterator = iter(events)
+    while window := list(itertools.islice(iterator, max(size, 1))):
+        yield window
