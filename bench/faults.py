@@ -7,7 +7,8 @@ Against a real Tansu broker and a real redis-server (append-only file, fsync
 per write, as a production Redis keeps its data), each scenario replays the
 same log of valid events with real worker processes and then compares, user
 by user, the final state in Redis (events applied, interest vectors, items
-seen) and the set of event_ids answered with those of a clean run:
+seen), the item-item counts every worker shares (co-visitation and co-purchase
+rows, pair by pair) and the set of event_ids answered with those of a clean run:
 
 - ``kill``: the worker is SIGKILLed at random points, several times, and restarted;
 - ``redis``: redis-server is stopped for a few seconds mid-stream, then restarted;
@@ -20,7 +21,10 @@ seen) and the set of event_ids answered with those of a clean run:
 Per scenario: events sent, applied once, lost (valid events never applied or
 never answered), applied twice, dead-lettered with reasons, answered again
 (redeliveries; consumers dedupe by event_id), recovery time (from the fault,
-or the dependency's return, to the next new answer).
+or the dependency's return, to the next new answer), and item-item counts
+lost or counted twice (a pair whose decayed count is below or above the clean
+run's by more than rounding: increments are log-added in whatever order the
+batches fell, so the last bits may differ).
 """
 
 from __future__ import annotations
@@ -97,17 +101,22 @@ class Result:
     answered_again: int = 0
     recovery_s: float | None = None
     diverged_users: int = 0
+    pairs_lost: int = 0
+    pairs_twice: int = 0
+    pairs_compared: int = 0
 
     def row(self) -> str:
         dlq = sum(self.dead_lettered.values())
         reasons = ", ".join(f"{k} {v}" for k, v in sorted(self.dead_lettered.items())) or "-"
         recovery = "-" if self.recovery_s is None else f"{self.recovery_s:.1f}"
         return (f"| {self.scenario} | {self.sent} | {self.applied_once} | {self.lost} | {self.applied_twice} "
-                f"| {dlq} ({reasons}) | {self.answered_again} | {recovery} | {self.diverged_users} |")
+                f"| {dlq} ({reasons}) | {self.answered_again} | {recovery} | {self.diverged_users} "
+                f"| {self.pairs_compared} | {self.pairs_lost} | {self.pairs_twice} |")
 
 
 HEADER = ("| scenario | events sent | applied once | lost | applied twice | dead-lettered (reasons) "
-          "| answered again | recovery s | users whose state differs |\n|---|---|---|---|---|---|---|---|---|")
+          "| answered again | recovery s | users whose state differs | item-item counts compared "
+          "| lost | counted twice |\n|---|---|---|---|---|---|---|---|---|---|---|---|")
 
 
 class Run:
@@ -153,6 +162,14 @@ class Run:
             store.close()
         return {user: (s.n_events, s.interests.vectors, list(s.seen.items())) for user, s in states.items()}
 
+    def pairs(self) -> dict[tuple[str, str, str], float]:
+        """Every shared item-item count, as ``(table, item, neighbour) → log2`` (forward-decayed)."""
+        store = RedisStore(self.settings.redis_url, self.settings.redis_prefix)
+        try:
+            return {(*key, b): v for key, row in store.pair_rows().items() for b, v in row.items()}
+        finally:
+            store.close()
+
     def close(self) -> None:
         self.answers.close()
         self.dead.close()
@@ -160,7 +177,15 @@ class Run:
             stop_worker(worker)
 
 
-def compare(result: Result, clean: dict, run: Run, valid_ids: set[str]) -> Result:
+def compare(result: Result, clean: tuple[dict, dict], run: Run, valid_ids: set[str]) -> Result:
+    clean, clean_pairs = clean
+    pairs = run.pairs()
+    for key in clean_pairs.keys() | pairs.keys():
+        # log2 counts: 1e-9 apart is rounding; one increment more or less is far more than that.
+        difference = pairs.get(key, -np.inf) - clean_pairs.get(key, -np.inf)
+        result.pairs_lost += bool(difference < -1e-9)
+        result.pairs_twice += bool(difference > 1e-9)
+    result.pairs_compared = len(clean_pairs)
     states = run.states()
     answered = run.answered()
     unanswered = len(valid_ids - set(answered))
@@ -249,7 +274,7 @@ def suite(scenarios=SCENARIOS, events: int = 2000, users: int = 40, kills: int =
         try:
             produce(stack.bootstrap_servers, reference.settings.events_topic, log)
             reference.wait_answered({e["event_id"] for e in log})
-            clean = reference.states()
+            clean = reference.states(), reference.pairs()
         finally:
             reference.close()
         for name in scenarios:

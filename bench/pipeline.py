@@ -129,13 +129,19 @@ def one_rate(producer, collector: AnswerTimes, topic: str, sim, tag: str, rate: 
 def measure(system: str, rates: list[float | None], duration_s: float, burst_n: int, *, partitions: int = 4,
             workers: int = 1, items_per_category: int = 40, users: int = 200, drain_s: float = 60.0,
             settle_s: float = 30.0) -> list[dict]:
-    """Run ``rates`` (None: a burst of ``burst_n``) through ``system`` ("streamrec" or "passthrough")."""
+    """Run ``rates`` (None: a burst of ``burst_n``) through ``system``.
+
+    ``streamrec``; ``streamrec-own-pairs``, the same with each worker's item-item counts in its
+    own memory (no Redis reads or writes for them: what sharing them costs); ``passthrough``.
+    """
     workdir = Path(tempfile.mkdtemp(prefix=f"streamrec-bench-{system}-"))
     catalog = make_catalog(items_per_category=items_per_category, seed=0)
     rows = []
     with LocalStack(workdir) as stack:
         settings = dataclasses.replace(Settings(), broker=stack.broker, redis_url=stack.redis_url,
-                                       data_dir=str(workdir / "worker"), partitions=partitions)
+                                       data_dir=str(workdir / "worker"), partitions=partitions,
+                                       shared_pairs=system != "streamrec-own-pairs")
+        ours = system.startswith("streamrec")
         ensure_topics(stack.bootstrap_servers,
                       topic_specs(settings, extra=[(PASSTHROUGH_TOPIC, partitions, {})]))
         procs = []
@@ -144,20 +150,19 @@ def measure(system: str, rates: list[float | None], duration_s: float, burst_n: 
             for w in range(workers):
                 log = workdir / f"{system}-{w}.log"
                 logs.append(log)
-                procs.append(start_worker(settings, log) if system == "streamrec"
-                             else start_passthrough(settings, log))
+                procs.append(start_worker(settings, log) if ours else start_passthrough(settings, log))
             producer = KafkaProducer(bootstrap_servers=stack.bootstrap_servers, linger_ms=5)
-            out_topic = settings.recommendations_topic if system == "streamrec" else PASSTHROUGH_TOPIC
+            out_topic = settings.recommendations_topic if ours else PASSTHROUGH_TOPIC
             collector = AnswerTimes()
             client = Collector(stack.bootstrap_servers, out_topic, fetch_max_wait_ms=settings.fetch_max_wait_ms,
                                on_record=collector)
-            if system == "streamrec":
+            if ours:
                 for item in catalog:
                     producer.send(settings.items_topic, key=item["item_id"].encode(), value=orjson.dumps(item))
                 producer.flush()
                 wait_for_catalogue(settings, len(catalog), 180, procs[0], logs[0])
             if workers > 1:
-                group = settings.app_id if system == "streamrec" else settings.app_id + "-passthrough"
+                group = settings.app_id if ours else settings.app_id + "-passthrough"
                 members = wait_group(stack.bootstrap_servers, group, workers, settle_s)
                 tqdm.write(f"  {system}: consumer group {group!r} has {members} members")
             sim = DriftingUsers(catalog, n_users=users, seed=0)
@@ -239,6 +244,19 @@ def print_tables(ours: list[dict], base: list[dict]) -> None:
           f"(ratio {s_ours / s_base:.2f}); target ≥ {TARGET_EPS:,} ev/s sustained")
 
 
+def print_sharing(shared: list[dict], own: list[dict], base: list[dict]) -> None:
+    """What the shared item-item counts cost: a read of the seeds' rows (cached for a second) and the writes."""
+    own_by, base_by = {r["rate"]: r for r in own}, {r["rate"]: r for r in base}
+    print("\n| offered ev/s | shared pairs ev/s | p99 ms | each worker's own pairs ev/s | p99 ms "
+          "| pass-through ev/s | p99 ms |")
+    print("|---:|---:|---:|---:|---:|---:|---:|")
+    for r in shared:
+        o, b = own_by.get(r["rate"]), base_by.get(r["rate"])
+        label = f"burst ({r['offered_per_s']:,.0f})" if r["rate"] is None else f"{r['rate']:,.0f}"
+        cols = [f"{x['achieved_per_s']:,.0f} | {fmt_ms(x['p99_ms'])}" if x else "n/a | n/a" for x in (r, o, b)]
+        print(f"| {label} | {' | '.join(cols)} |")
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--rates", default="100,300,1000,burst", help="events/s; 'burst' = all at once")
@@ -246,7 +264,7 @@ def main(argv=None) -> int:
     p.add_argument("--burst", type=int, default=4000, help="events in the burst")
     p.add_argument("--partitions", type=int, default=4)
     p.add_argument("--items-per-category", type=int, default=40, help="catalogue size = 24 × this")
-    p.add_argument("--systems", default="streamrec,passthrough")
+    p.add_argument("--systems", default="streamrec,streamrec-own-pairs,passthrough")
     p.add_argument("--drain-s", type=float, default=60.0, help="most seconds to wait for answers after a rate")
     p.add_argument("--quick", action="store_true", help="~40 s run")
     p.add_argument("--json", type=Path)
@@ -264,6 +282,8 @@ def main(argv=None) -> int:
                                   items_per_category=args.items_per_category, drain_s=args.drain_s)
     print()
     print_tables(results.get("streamrec", []), results.get("passthrough", []))
+    if results.get("streamrec") and results.get("streamrec-own-pairs"):
+        print_sharing(results["streamrec"], results["streamrec-own-pairs"], results.get("passthrough", []))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return 0

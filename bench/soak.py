@@ -90,6 +90,7 @@ def sizes(processor: StreamProcessor, r: redis.Redis, prefix: str) -> dict:
         "covisit_pairs": rec.covisit.pairs(),
         "bundle_pairs": rec.bundles.pairs(),
         "scenes": len(rec.scene_popularity),
+        "pairs_redis_mb": processor.store.pair_memory_bytes() / 2**20,
     }
 
 
@@ -162,15 +163,17 @@ def main(argv=None) -> int:
     loop.close()
 
     print("| events | events/s | worker RSS MB | malloc in use / free MB | Python blocks | Redis used MB "
-          "| users in Redis | items | popularity slots | co-visitation rows / pairs | bundle pairs | scenes |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "| users in Redis | items | popularity slots | co-visitation rows / pairs | bundle pairs | scenes "
+          "| item-item rows in Redis MB | per 1,000 items KB |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for row in rows:
         eps = "-" if row["events_per_s"] != row["events_per_s"] else f"{row['events_per_s']:,.0f}"
         print(f"| {row['events']:,} | {eps} | {row['rss_mb']:,.0f} "
               f"| {row['malloc_in_use_mb']:,.0f} / {row['malloc_free_mb']:,.0f} | {row['python_blocks']:,} "
               f"| {row['redis_mb']:,.0f} | {row['users']:,} "
               f"| {row['items']:,} | {row['popularity_slots']:,} | {row['covisit_rows']:,} / {row['covisit_pairs']:,} "
-              f"| {row['bundle_pairs']:,} | {row['scenes']} |")
+              f"| {row['bundle_pairs']:,} | {row['scenes']} | {row['pairs_redis_mb']:,.1f} "
+              f"| {1024 * 1000 * row['pairs_redis_mb'] / max(row['items'], 1):,.0f} |")
     first, last = rows[1] if len(rows) > 2 else rows[0], rows[-1]
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"\n{args.events:,} events in {wall:,.0f} s ({args.events / wall:,.0f} ev/s); answered {answered:,}, "
@@ -179,7 +182,10 @@ def main(argv=None) -> int:
     print(f"worker RSS {rows[0]['rss_mb']:,.0f} MB after the catalogue, {first['rss_mb']:,.0f} MB at the first "
           f"checkpoint, {last['rss_mb']:,.0f} MB at the end (peak {peak:,.0f} MB); "
           f"Redis {last['redis_mb']:,.0f} MB for {last['users']:,} users "
-          f"({1024 * last['redis_mb'] / max(last['users'], 1):,.1f} KB per user)")
+          f"({1024 * last['redis_mb'] / max(last['users'], 1):,.1f} KB per user), of which the shared item-item "
+          f"rows {last['pairs_redis_mb']:,.1f} MB ({1024 * 1000 * last['pairs_redis_mb'] / max(last['items'], 1):,.0f}"
+          f" KB per 1,000 items; each row holds at most 2 x max_neighbours = "
+          f"{2 * settings.model.max_neighbours} neighbours)")
     (args.out / "soak.json").write_text(json.dumps({"rows": rows, "wall_s": wall, "answered": answered,
                                                      "dead": dead, "applied": applied}, indent=2))
     plot(rows, args.out / "soak.png")

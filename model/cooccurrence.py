@@ -15,6 +15,12 @@ in place, so a micro-batch reads its seeds' neighbours, best first, as arrays
 Keys are whatever identifies an item: ids for the baselines, index rows for
 the recommender.
 
+Workers share the counts: each event's increments go out as :class:`PairCount`
+(by item id) to a store every worker reads (``stream.store``, where a Lua script
+log-adds them with :func:`log_add`'s very arithmetic), and a worker installs the
+shared rows it needs with :meth:`Cooccurrence.set_row`. The in-process replay
+keeps the one in-memory copy.
+
 Examples
 --------
 >>> co = Cooccurrence(half_life_s=3600.0)
@@ -27,10 +33,36 @@ Examples
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Collection, Hashable
+from collections.abc import Collection, Hashable, Sequence
 
 import numpy as np
+
+_LN2 = math.log(2.0)
+
+
+def log_add(old: float, value: float) -> float:
+    """``log2(2**old + 2**value)``, computed exactly as the shared store's Lua script does.
+
+    Same operations in the same order (C's ``pow`` and ``log``), so a worker's local
+    row and the shared one agree to the last bit when they took the same increments
+    in the same order.
+    """
+    m = max(old, value)
+    return m + math.log(2.0 ** (old - m) + 2.0 ** (value - m)) / _LN2
+
+
+@dataclasses.dataclass(frozen=True)
+class PairCount:
+    """One event's increment to one pair, by item id: what goes to the shared counts."""
+
+    #: Which counts: ``"covisit"`` (took ``item``, then ``neighbour``) or ``"bundle"`` (bought together).
+    table: str
+    item: str
+    neighbour: str
+    #: Forward-decayed log2 increment: ``log2(weight) + ts / half_life_s``.
+    log: float
 
 
 class _Row:
@@ -73,20 +105,24 @@ class Cooccurrence:
         """How many (item, neighbour) counts are kept."""
         return sum(len(row.keys) for row in self.rows.values())
 
+    def log_increment(self, weight: float, ts: float) -> float:
+        """The forward-decayed log2 count that ``weight`` at ``ts`` adds."""
+        return math.log2(weight) + ts / self.half_life_s
+
     def add(self, a: Hashable, b: Hashable, weight: float, ts: float) -> None:
         """Count ``b`` after (or with) ``a``, once, with ``weight`` at ``ts``."""
-        if a == b or weight <= 0:
-            return
+        if a != b and weight > 0:
+            self.add_log(a, b, self.log_increment(weight, ts))
+
+    def add_log(self, a: Hashable, b: Hashable, value: float) -> None:
+        """Add a forward-decayed log2 increment (:meth:`log_increment`) to the pair (a, b)."""
         row = self.rows.get(a)
         if row is None:
             row = self.rows[a] = _Row()
         row.ranked = None
-        value = math.log2(weight) + ts / self.half_life_s
         at = row.at.get(b)
         if at is not None:
-            old = row.logs[at]
-            hi, lo = (old, value) if old >= value else (value, old)
-            row.logs[at] = hi + math.log2(1.0 + 2.0 ** (lo - hi))
+            row.logs[at] = log_add(float(row.logs[at]), value)
             return
         at = row.at[b] = len(row.keys)
         row.keys.append(b)
@@ -99,6 +135,18 @@ class Cooccurrence:
     def add_both(self, a: Hashable, b: Hashable, weight: float, ts: float) -> None:
         self.add(a, b, weight, ts)
         self.add(b, a, weight, ts)
+
+    def set_row(self, a: Hashable, keys: Sequence[Hashable], logs: Sequence[float]) -> None:
+        """Replace ``a``'s row with the shared store's copy of it (an empty one forgets it)."""
+        if not len(keys):
+            self.rows.pop(a, None)
+            return
+        row = self.rows[a] = _Row()
+        row.keys = list(keys)
+        row.logs = np.array(logs, dtype=np.float64)
+        row.at = {b: i for i, b in enumerate(row.keys)}
+        if len(row.keys) > 2 * self.max_neighbours:
+            self._prune(row)
 
     def remove(self, item: Hashable) -> None:
         """Forget ``item``'s own row (entries pointing at it are skipped by whoever knows it left)."""

@@ -46,7 +46,7 @@ import numpy as np
 
 from model.candidates import Candidates, PairScores, top_per_group
 from model.config import RecommenderConfig
-from model.cooccurrence import Cooccurrence
+from model.cooccurrence import Cooccurrence, PairCount
 from model.features import REASONS, features_for, initial_ranker
 from model.index import ItemIndex
 from model.interests import Impressions, InterestVector, UserState
@@ -79,6 +79,10 @@ class Observation:
     #: ``(item_id, log2 increment)`` the event adds to the shared decayed popularity
     #: (None: its item is not in the catalogue, so it is not counted).
     popularity: tuple[str, float] | None = None
+    #: The event's increments to the shared co-visitation and co-purchase counts.
+    pairs: list[PairCount] = dataclasses.field(default_factory=list)
+    #: The scene whose popularity ``popularity`` also adds to (None: not counted).
+    scene: str | None = None
 
 
 class Recommender:
@@ -205,13 +209,15 @@ class Recommender:
             state.interests.add(vector, weight, event.ts)
             self._scene_vector(state, event.scene).add(vector, weight, event.ts)
         self.fold_pending(state)
-        popularity = None
+        popularity, pairs, scene = None, [], None
         if self.contributes(state, event):
             popularity = (event.item_id, self.popularity.log_increment(weight, event.ts))
+            pairs = self._pairs_of(state, event, weight)
+            scene = self._scene_key(event.scene)
             if count:
-                self._count_pairs(state, event, weight)
+                self.add_pairs(pairs)
                 self.popularity.observe(event.item_id, weight, event.ts)
-                scene_pop = self._scene_popularity(event.scene)
+                scene_pop = self._scene_popularity(scene)
                 scene_pop.observe(event.item_id, weight, event.ts)
                 scene_pop.bind(event.item_id, self.index.rows[event.item_id])
                 if event.item_id in self.new_items and not self.is_new(event.item_id):
@@ -221,7 +227,7 @@ class Recommender:
         elif state.seen_rows is not None and event.item_id in self.index:
             state.seen_rows[1].add(self.index.rows[event.item_id])
         state.n_events += 1
-        return Observation(feedback, popularity)
+        return Observation(feedback, popularity, pairs, scene)
 
     def learn(self, feedback: Feedback | None) -> None:
         """Update the ranker from labelled impressions (what the trainer does with the feedback topic)."""
@@ -275,19 +281,47 @@ class Recommender:
         y = np.concatenate([np.ones(len(diffs)), np.zeros(len(diffs))])
         return Feedback(X, y, hit, shown.model_version)
 
-    def _count_pairs(self, state: UserState, event: Event, weight: float) -> None:
+    def _pairs_of(self, state: UserState, event: Event, weight: float) -> list[PairCount]:
+        """The pairs ``event`` counts, by item id (the store every worker shares knows no index rows)."""
+        pairs = []
+        item = event.item_id
         # Co-visitation: the user's last few items each lead to this one, nearer ones count more.
-        # Pairs are kept by index row: what the batched reads merge.
-        rows = self.index.rows
-        row = rows[event.item_id]
         for distance, (previous, _) in enumerate(reversed(state.recent[-3:])):
-            if previous in rows:
-                self.covisit.add(rows[previous], row, weight / (1 + distance), event.ts)
+            if previous != item and self.in_catalogue(previous):
+                pairs.append(PairCount("covisit", previous, item,
+                                       self.covisit.log_increment(weight / (1 + distance), event.ts)))
         if event.type in BUNDLE_TYPES:
+            value = self.bundles.log_increment(weight, event.ts)
             for previous, kind in state.recent:
-                if (kind in BUNDLE_TYPES and previous in rows
+                if (kind in BUNDLE_TYPES and previous != item and self.in_catalogue(previous)
                         and event.ts - state.seen.get(previous, -np.inf) <= self.config.bundle_window_s):
-                    self.bundles.add_both(rows[previous], row, weight, event.ts)
+                    pairs += [PairCount("bundle", previous, item, value), PairCount("bundle", item, previous, value)]
+        return pairs
+
+    def pair_counts(self, table: str) -> Cooccurrence:
+        return self.covisit if table == "covisit" else self.bundles
+
+    def add_pairs(self, pairs: list[PairCount]) -> None:
+        """Fold increments into this process's counts (kept by index row: what the batched reads merge)."""
+        rows = self.index.rows
+        for pair in pairs:
+            a, b = rows.get(pair.item), rows.get(pair.neighbour)
+            if a is not None and b is not None:
+                self.pair_counts(pair.table).add_log(a, b, pair.log)
+
+    def seed_items(self, state: UserState) -> list[str]:
+        """The items whose pair rows the user's next list reads (the latest first): what to fetch if shared."""
+        covisit = [item for item, _ in state.recent[-self.config.covisit_seeds:]]
+        return list(dict.fromkeys([*reversed(covisit), *self._bundle_items(state)]))
+
+    def set_pair_row(self, table: str, item_id: str, neighbours: list[tuple[str, float]]) -> None:
+        """Install the shared store's row of ``item_id`` (neighbour ids, forward-decayed log2 counts)."""
+        row = self.index.rows.get(item_id)
+        if row is None:
+            return
+        rows = self.index.rows
+        kept = [(rows[b], v) for b, v in neighbours if b in rows]
+        self.pair_counts(table).set_row(row, [r for r, _ in kept], [v for _, v in kept])
 
     def _scene_vector(self, state: UserState, scene: str) -> InterestVector:
         vector = state.scenes.get(scene)
@@ -297,13 +331,25 @@ class Recommender:
             vector = state.scenes[scene] = InterestVector(self.dim, self.config.half_lives_s[-1:])
         return vector
 
+    def _scene_key(self, scene: str) -> str:
+        """Where the scene's popularity is counted: its own, or ``other`` once there are many."""
+        if scene in self.scene_popularity or len(self.scene_popularity) < 4 * self.config.max_scenes:
+            return scene
+        return "other"  # scenes are a small vocabulary; a flood of new ones is junk
+
     def _scene_popularity(self, scene: str) -> DecayedPopularity:
-        pop = self.scene_popularity.get(scene)
-        if pop is None:
-            if len(self.scene_popularity) >= 4 * self.config.max_scenes:
-                scene = "other"  # scenes are a small vocabulary; a flood of new ones is junk
-            pop = self.scene_popularity.setdefault(scene, DecayedPopularity(self.config.popularity_half_life_s))
-        return pop
+        return self.scene_popularity.setdefault(self._scene_key(scene),
+                                                DecayedPopularity(self.config.popularity_half_life_s))
+
+    def set_popularity(self, log_scores: list[tuple[str, float]], scene: str | None = None) -> None:
+        """Overwrite popularity (overall, or in ``scene``) with sums read from the store every worker adds to."""
+        pop = self.popularity if scene is None else self._scene_popularity(scene)
+        pop.set_log(log_scores)
+        if scene is not None:
+            rows = self.index.rows
+            for item_id, _ in log_scores:
+                if item_id in rows:
+                    pop.bind(item_id, rows[item_id])
 
     # --- recommending
     def recommend(self, state: UserState, k: int | None = None, now: float | None = None,
@@ -426,7 +472,11 @@ class Recommender:
 
     def _bundle_seeds(self, state: UserState) -> list[int]:
         rows = self.index.rows
-        return [rows.get(item, -1) for item, kind in reversed(state.recent) if kind in BUNDLE_TYPES][:3]
+        return [rows.get(item, -1) for item in self._bundle_items(state)]
+
+    @staticmethod
+    def _bundle_items(state: UserState) -> list[str]:
+        return [item for item, kind in reversed(state.recent) if kind in BUNDLE_TYPES][:3]
 
     def _pair_scores(self, batch: Batch, pair_counts: Cooccurrence, seeds_of) -> PairScores:
         """Every neighbour of every request's seeds, with decayed scores summed per (request, item)."""

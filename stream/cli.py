@@ -215,6 +215,9 @@ def _replay_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--via-kafka", action="store_true",
                         help="replay the full system through the real pipeline (a local Tansu + redis stack, "
                              "one partition, one worker, no trainer), scored as served: see stream.kafka_replay")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="with --via-kafka: partitions and worker processes, users hashed over them as "
+                             "deployed (default 1; STREAMREC_SHARED_PAIRS=0 keeps each worker's pairs its own)")
 
 
 def _replay(args: argparse.Namespace) -> int:
@@ -238,6 +241,8 @@ def _replay(args: argparse.Namespace) -> int:
     if not dataset.events:
         raise UserError(f"no events to replay in {args.movielens or args.events_jsonl}")
     score_types = [s.strip() for s in args.score_types.split(",")] if args.score_types else None
+    if args.workers != 1 and not args.via_kafka:
+        raise UsageError("--workers goes with --via-kafka (the in-process replay is one worker)")
     if args.via_kafka:
         return _run_via_kafka(args, dataset, score_types, load_s)
     result = replay.replay(dataset, systems=systems, k=args.k, limit=args.limit, warmup=args.warmup,
@@ -260,13 +265,17 @@ def _run_via_kafka(args: argparse.Namespace, dataset: Dataset, score_types: list
     """``--via-kafka``: only the full system, through a local stack and one worker process."""
     if args.keep_seen:
         raise UsageError("--keep-seen does not go with --via-kafka: the worker always leaves out items taken")
+    if args.workers < 1:
+        raise UsageError(f"--workers must be at least 1 (got {args.workers})")
     if args.systems != ",".join(replay.SYSTEMS) and args.systems.strip() != "full":
         print("--via-kafka replays the full system only; ignoring --systems", file=sys.stderr)
     result = kafka_replay.replay(dataset, k=args.k, limit=args.limit, warmup=args.warmup, score_types=score_types,
-                                 window=args.window, out=args.out, timings={"load_s": load_s})
+                                 window=args.window, out=args.out, timings={"load_s": load_s}, workers=args.workers)
     protocol = result["protocol"]
     kafka = result["kafka"]
-    print(f"\nvia Kafka (local stack, 1 partition, 1 worker, no trainer), as served, k={protocol['k']}: "
+    shared = "shared" if result["settings"]["shared_pairs"] else "each worker's own"
+    print(f"\nvia Kafka (local stack, {args.workers} partition(s), {args.workers} worker(s), item-item counts "
+          f"{shared}, no trainer), as served, k={protocol['k']}: "
           f"{protocol['replayed_events']:,} events replayed, {protocol['scored_events']:,} scored "
           f"(warm-up {protocol['warmup_events']:,}; users' first events not scored), "
           f"{kafka['recommendations']:,} recommendations, {kafka['dead_lettered']:,} dead-lettered, "

@@ -5,10 +5,13 @@ observing it, so what a user is shown when their event ``n + 1`` happens is the
 list sent after their event ``n``. Both runs here score that "as served" list:
 
 - :func:`replay_via_kafka`: a :class:`~stream.stack.LocalStack` (or a given
-  broker/redis), one partition and ONE worker process, no trainer (so the
-  ranker keeps its prior weights and the run is deterministic). The items are
-  published and encoded first, then the events in the file's order; every
-  recommendation is collected from the ``recommendations`` topic.
+  broker/redis), one partition and one worker process (or ``workers`` of each:
+  users hashed over the partitions exactly as deployed, each worker owning its
+  users and sharing the item-item counts through Redis), no trainer (so the
+  ranker keeps its prior weights; with one worker the run is deterministic).
+  The items are published and encoded first, then the events in the file's
+  order; every recommendation is collected from the ``recommendations`` topic
+  and matched to its event by id.
 - :func:`replay_served_in_process`: the same protocol without Kafka:
   a :class:`~model.evaluate.baselines.FullSystem` with the worker's own
   config (``Settings.model``) and ``learn_ranker=False``;
@@ -95,9 +98,9 @@ def served_result(served: Served, *, k: int, warmup: int = 0,
                         np.asarray(lengths, dtype=np.int32))
 
 
-def worker_settings(settings: Settings, k: int) -> Settings:
-    """What a deterministic replay needs of the worker: one partition (file order), lists of ``k``."""
-    return settings.replace(partitions=1, top_k=k)
+def worker_settings(settings: Settings, k: int, workers: int = 1) -> Settings:
+    """What a replay needs of the workers: a partition each (one: the file's order), lists of ``k``."""
+    return settings.replace(partitions=workers, top_k=k)
 
 
 def replay_served_in_process(dataset: Dataset, settings: Settings, *, k: int, vectors: np.ndarray,
@@ -136,8 +139,8 @@ def replay_served_in_process(dataset: Dataset, settings: Settings, *, k: int, ve
 
 def replay_via_kafka(dataset: Dataset, settings: Settings | None = None, *, k: int = 10,
                      limit: int | None = None, workdir: str | Path | None = None,
-                     timeout_s: float = 120.0, progress: bool = False) -> Served:
-    """Publish the items, then the events, to a one-partition pipeline with one worker; collect the lists.
+                     timeout_s: float = 120.0, progress: bool = False, workers: int = 1) -> Served:
+    """Publish the items, then the events, to a pipeline of ``workers`` partitions and workers; collect the lists.
 
     With ``settings`` None a :class:`~stream.stack.LocalStack` is started in
     ``workdir`` (a temporary folder by default) and stopped at the end;
@@ -148,26 +151,31 @@ def replay_via_kafka(dataset: Dataset, settings: Settings | None = None, *, k: i
     workdir = Path(tempfile.mkdtemp(prefix="streamrec-kafka-replay-") if workdir is None else workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     if settings is not None:
-        return _run_pipeline(dataset, worker_settings(settings, k), limit, workdir, timeout_s, progress)
+        return _run_pipeline(dataset, worker_settings(settings, k, workers), limit, workdir, timeout_s, progress,
+                             workers)
     with LocalStack(workdir / "stack") as stack:
         local = dataclasses.replace(Settings.from_env(), broker=stack.broker, redis_url=stack.redis_url,
                                     data_dir=str(workdir / "worker"))
-        return _run_pipeline(dataset, worker_settings(local, k), limit, workdir, timeout_s, progress)
+        return _run_pipeline(dataset, worker_settings(local, k, workers), limit, workdir, timeout_s, progress,
+                             workers)
 
 
 def _run_pipeline(dataset: Dataset, settings: Settings, limit: int | None, workdir: Path, timeout_s: float,
-                  progress: bool) -> Served:
+                  progress: bool, workers: int = 1) -> Served:
     from kafka import KafkaProducer
     from tqdm import tqdm
 
-    assert settings.partitions == 1, "one partition, or the worker may see events out of the file's order"
+    # A partition per worker: a user's events stay in the file's order on their partition.
+    assert settings.partitions == workers, "one partition per worker"
     events = list(dataset.events[:limit] if limit is not None else dataset.events)
     bootstrap = settings.bootstrap_servers
     ensure_topics(bootstrap, topic_specs(settings))
     log_path = workdir / "worker.log"
     timings: dict[str, float] = {}
     t = time.perf_counter()
-    worker = start_worker(settings, log_path)  # and no trainer: the ranker keeps its prior weights
+    # No trainer: the ranker keeps its prior weights.
+    processes = [start_worker(settings, log_path) for _ in range(workers)]
+    worker = processes[0]
     producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
     answers = Collector(bootstrap, settings.recommendations_topic)
     dead = Collector(bootstrap, settings.dlq_topic)
@@ -190,7 +198,7 @@ def _run_pipeline(dataset: Dataset, settings: Settings, limit: int | None, workd
         with tqdm(total=len(events), desc="recommendations", unit="event", disable=not progress,
                   mininterval=0.5) as bar:
             def answered() -> bool:  # (a disabled bar counts nothing: count here)
-                done = len(answers.records) + len(dead.records)
+                done = len({r["event_id"] for r in list(answers.records)}) + len(dead.records)
                 bar.update(done - bar.n)
                 return done >= len(events)
 
@@ -200,37 +208,42 @@ def _run_pipeline(dataset: Dataset, settings: Settings, limit: int | None, workd
         answers.close()
         dead.close()
         producer.close()
-        stop_worker(worker)
-    return _match(events, answers.records, answers.received_at, sent_at, dead.records, timings)
+        for process in processes:
+            stop_worker(process)
+    served = _match(events, answers.records, answers.received_at, sent_at, dead.records, timings)
+    served.extra["workers"] = workers
+    return served
 
 
 def _match(events: Sequence[Event], bodies: list[dict], received_at: list[float], sent_at: np.ndarray,
            dead: list[dict], timings: dict) -> Served:
-    """Pair the recommendations with the events: in order (one partition), checked by event id."""
+    """Pair the recommendations with the events by (event id, user id); a redelivered answer counts once."""
     lists: list[list[str] | None] = [None] * len(events)
     latency = np.zeros(len(events), dtype=np.int64)
     end_to_end_ms = []
     versions = set()
     batches: dict[tuple[float, float], list[int]] = {}
-    b = 0
-    for n, event in enumerate(events):
-        if b < len(bodies) and bodies[b]["event_id"] == event.event_id and bodies[b]["user_id"] == event.user_id:
-            body = bodies[b]
-            lists[n] = [i["item_id"] for i in body["items"]]
-            batch = (body["received_ts"], body["sent_ts"])
-            batches.setdefault(batch, []).append(n)
-            end_to_end_ms.append((received_at[b] - sent_at[n]) * 1e3)
-            versions.add(body["model_version"])
-            b += 1
+    position = {(event.event_id, event.user_id): n for n, event in enumerate(events)}
+    known = {event.event_id for event in events}
+    matched = 0
+    for body, arrived in zip(bodies, received_at):
+        n = position.pop((body["event_id"], body["user_id"]), None)
+        if n is None:
+            if body["event_id"] not in known:
+                raise RuntimeError(f"a recommendation for an event not in the log: {body['event_id']!r}")
+            continue  # answered again after a rebalance: the first answer stands
+        matched += 1
+        lists[n] = [i["item_id"] for i in body["items"]]
+        batch = (body["received_ts"], body["sent_ts"])
+        batches.setdefault(batch, []).append(n)
+        end_to_end_ms.append((arrived - sent_at[n]) * 1e3)
+        versions.add(body["model_version"])
     for (received, sent), members in batches.items():  # the micro-batch's time, shared by its events
         latency[members] = int(round((sent - received) * 1e9 / len(members)))
-    if b != len(bodies):
-        raise RuntimeError(f"{len(bodies) - b} recommendations did not match the events in order "
-                           f"(first unmatched: {bodies[b]['event_id']!r})")
     e2e = np.asarray(end_to_end_ms) if end_to_end_ms else np.full(1, np.nan)
     extra = {
         "transport": "kafka",
-        "recommendations": len(bodies),
+        "recommendations": matched,
         "dead_lettered": len(dead),
         "dead_letter_reasons": sorted({d.get("reason", "?") for d in dead}),
         "model_versions": sorted(versions),
@@ -255,7 +268,8 @@ def report_of(served: Served, *, k: int, warmup: int, score_types: Collection[st
 
 def replay(dataset: Dataset, *, k: int = 10, limit: int | None = None, warmup: int = 0,
            score_types: Sequence[str] | None = None, window: int = 2000, settings: Settings | None = None,
-           out: str | Path | None = None, timings: dict[str, float] | None = None, progress: bool = True) -> dict:
+           out: str | Path | None = None, timings: dict[str, float] | None = None, progress: bool = True,
+           workers: int = 1) -> dict:
     """:func:`replay_via_kafka` scored as served, as a report shaped like :func:`stream.replay.replay`'s.
 
     ``settings`` None: a local stack is started (see :func:`replay_via_kafka`).
@@ -263,7 +277,7 @@ def replay(dataset: Dataset, *, k: int = 10, limit: int | None = None, warmup: i
 
     started = time.perf_counter()
     timings = dict(timings or {})
-    served = replay_via_kafka(dataset, settings, k=k, limit=limit, progress=progress)
+    served = replay_via_kafka(dataset, settings, k=k, limit=limit, progress=progress, workers=workers)
     wall = time.perf_counter() - started
     timings.update(served.extra["timings"])
     catalogue = len({item.item_id for item in dataset.items} | {e.item_id for e in dataset.events})
@@ -278,6 +292,8 @@ def replay(dataset: Dataset, *, k: int = 10, limit: int | None = None, warmup: i
     result["transport"] = "kafka"
     result["kafka"] = {key: v for key, v in served.extra.items() if key not in ("timings", "latency")}
     result["dataset"] = dataset.summary()
-    result["settings"] = {"systems": [NAME], "exclude_seen": True, "partitions": 1, "workers": 1,
-                          "trainer": False, "top_k": k}
-    return finish(report, result, timings, started, out, title=f"{dataset.name} via Kafka")
+    shared = settings.shared_pairs if settings is not None else Settings.from_env().shared_pairs
+    result["settings"] = {"systems": [NAME], "exclude_seen": True, "partitions": workers, "workers": workers,
+                          "shared_pairs": shared, "trainer": False, "top_k": k}
+    return finish(report, result, timings, started, out,
+                  title=f"{dataset.name} via Kafka, {workers} worker{'s' * (workers > 1)}")

@@ -105,6 +105,18 @@ REDIS_SECONDS = Histogram("streamrec_redis_round_trip_seconds",
                           "Duration of one state-store call (one pipelined round trip), by operation.",
                           ["operation"], buckets=ROUND_TRIP_BUCKETS, registry=REGISTRY)
 
+# --- the shared item-item counts
+PAIR_INCREMENTS = Counter("streamrec_pair_increments",
+                          "Pair increments (co-visitation, co-purchase) written to the shared counts.",
+                          registry=REGISTRY)
+PAIR_ROWS_READ = Counter("streamrec_pair_rows_read",
+                         "Item-item rows a batch's lists read, by where from (cache: fetched within the TTL).",
+                         ["source"], registry=REGISTRY)
+PAIR_ROWS_AGE = Histogram("streamrec_pair_rows_age_seconds",
+                          "Per batch, how long ago the oldest shared item-item row its lists read was fetched: "
+                          "other workers' increments are at most this stale.",
+                          buckets=(0.0, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0), registry=REGISTRY)
+
 # --- the encoder
 ENCODER = Info("streamrec_encoder", "The text encoder: model, device and dtype.", registry=REGISTRY)
 ENCODER_BATCH_SIZE = Histogram("streamrec_encoder_batch_size", "Texts per micro-batch sent to the encoder.",
@@ -246,6 +258,17 @@ def recommendations_sent(timestamps: Iterable[tuple[float | None, float | None]]
 
 def users_forgotten(n: int) -> None:
     USERS_FORGOTTEN.inc(n)
+
+
+def pair_increments(n: int) -> None:
+    PAIR_INCREMENTS.inc(n)
+
+
+def pair_rows_read(n: int, fetched: int, oldest_s: float) -> None:
+    """A batch read ``n`` shared rows, ``fetched`` of them from Redis, the oldest fetched ``oldest_s`` ago."""
+    PAIR_ROWS_READ.labels(source="redis").inc(fetched)
+    PAIR_ROWS_READ.labels(source="cache").inc(n - fetched)
+    PAIR_ROWS_AGE.observe(max(oldest_s, 0.0))
 
 
 def observe_redis(operation: str, seconds: float) -> None:

@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from model.cooccurrence import PairCount
 from model.ranker import OnlineRanker
 from model.recommender import Recommender, Request, waves
 from model.schema import Event, InvalidInput, Item, parse_event, parse_item
@@ -36,6 +37,7 @@ from stream.codec import (
     forwarded,
     partition_of,
 )
+from stream.pairs import SharedPairs
 from stream.settings import Settings
 from stream.store import RedisStore, text_digest
 
@@ -82,6 +84,9 @@ class StreamProcessor:
         #: Per partition, the highest offset folded into the in-process counts (co-visitation,
         #: bundles, popularity): a batch retried after a failed state write must not count twice.
         self._counted: dict[int, int] = {}
+        #: The item-item rows every worker shares (None: this worker's own counts only).
+        self.pairs = (SharedPairs(store, self.recommender, settings.pair_cache_ttl_s)
+                      if settings.shared_pairs else None)
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="streamrec-model")
 
     async def _run(self, fn, *args):
@@ -153,7 +158,11 @@ class StreamProcessor:
     def _sync(self) -> int:
         """Pull items encoded by any worker since the last sync, the shared popularity, a newer ranker."""
         added = self._sync_items()
-        self.recommender.popularity.set_log(self.store.top_popularity(POPULARITY_SYNC_TOP))
+        rec = self.recommender
+        rec.set_popularity(self.store.top_popularity(POPULARITY_SYNC_TOP))
+        scenes = self.store.top_scene_popularity(list(rec.scene_popularity), POPULARITY_SYNC_TOP)
+        for scene, log_scores in scenes.items():
+            rec.set_popularity(log_scores, scene)
         snapshot = self.store.load_snapshot(newer_than=self.model_version)
         if snapshot is not None:
             self.hot_swap(OnlineRanker.from_bytes(snapshot))
@@ -166,6 +175,8 @@ class StreamProcessor:
             self.recommender.add_items(items, vectors)
         if deleted:
             self.recommender.remove_items(deleted)
+        if self.pairs is not None:
+            self.pairs.forget([*deleted, *(item.item_id for item in items)])
         return len(items)
 
     def hot_swap(self, ranker: OnlineRanker) -> None:
@@ -239,7 +250,12 @@ class StreamProcessor:
             self._sync_items()  # a worker elsewhere may have encoded it since our last sync
         rec = self.recommender
         states = self.store.load_users((e.user_id for e, _ in events), rec.dim, rec.config.half_lives_s)
+        if self.pairs is not None:  # the rows the batch's lists may read, as all workers counted them
+            self.pairs.refresh(item for event, _ in events
+                               for item in (event.item_id, *rec.seed_items(states[event.user_id])))
         popularity: dict[str, float] = {}
+        scene_popularity: dict[str, dict[str, float]] = {}
+        pairs: list[PairCount] = []
         results: dict[int, tuple[Event, Message, list]] = {}  # by position in the batch: answers go out in order
         outcomes: Counter = Counter()
         # The high-water marks as the batch found them: waves apply events out of offset order.
@@ -276,11 +292,18 @@ class StreamProcessor:
                 if observation.popularity is not None:
                     item_id, increment = observation.popularity
                     popularity[item_id] = float(np.logaddexp2(popularity.get(item_id, -np.inf), increment))
+                    in_scene = scene_popularity.setdefault(observation.scene, {})
+                    in_scene[item_id] = float(np.logaddexp2(in_scene.get(item_id, -np.inf), increment))
+                pairs += observation.pairs
                 requests.append(Request(state, event.ts, event.scene))
                 answered.append(n)
             for n, items in zip(answered, rec.recommend_many(requests)):
                 results[n] = (*events[n], items)
-        self.store.save_users(states.values(), popularity)  # one MULTI/EXEC: all of the batch or none
+        if self.pairs is None:
+            pairs = []
+        # One MULTI/EXEC: all of the batch or none, so the increments are counted once, like the states.
+        self.store.save_users(states.values(), popularity, pairs, rec.config.max_neighbours, scene_popularity)
+        metrics.pair_increments(len(pairs))
         for (kind, outcome), n in outcomes.items():
             metrics.events_processed(kind, outcome, n)
             self.outcomes[f"events:{outcome}"] += n

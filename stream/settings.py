@@ -86,6 +86,11 @@ class Settings:
     #: A user's state expires after this long without events (0 = never): bounded Redis memory.
     user_ttl_s: float = 90 * 86400.0
     item_sync_interval_s: float = 1.0
+    #: How old a worker's copy of a shared item-item row may be before it is fetched again.
+    pair_cache_ttl_s: float = 1.0
+    #: Item-item counts shared by all workers in Redis; off: each worker's own, in memory, lost on
+    #: restart (what streamrec did before; kept as the baseline of the scale-out replay).
+    shared_pairs: bool = True
     # --- consumer group behaviour (short timeouts make joins fast on small brokers)
     session_timeout_s: float = 6.0
     #: How long a fetch may wait for records (see stream/transport.py for why it is short).

@@ -11,6 +11,17 @@ Keys (all under ``Settings.redis_prefix``):
 - ``pop`` — sorted set: item id → log2 forward-decayed popularity (see
   :mod:`model.popularity`), log-added atomically by a Lua script so that any number
   of workers can add to it.
+- ``pop:scene:{scene}`` — the same per scene (expires after ``user_ttl_s`` unused).
+- ``pairs:{table}:{item_id}`` — sorted set per item and table (``covisit``,
+  ``bundle``): neighbour id → log2 forward-decayed count (:mod:`model.cooccurrence`),
+  log-added by the same script, which trims a row back to its ``max_neighbours``
+  strongest once it holds twice as many: bounded per item. Every worker reads them.
+
+Popularity and pair increments are written in the same MULTI/EXEC as the states of
+the users whose events they come from, and those states record the offsets they
+reflect: a redelivered event is skipped by its user's state, so its increments are
+never added twice, and a batch that was not written is redelivered whole, so none
+are lost. The item-item state is as effectively-once as the user state.
 """
 
 from __future__ import annotations
@@ -24,12 +35,16 @@ import numpy as np
 import orjson
 import redis
 
+from model.cooccurrence import PairCount
 from model.interests import UserState
 from model.schema import Item
 
-# log2(2^a + 2^b) for each (member, value) pair, atomically.
+# log2(2^a + 2^b) for each (member, value) pair, atomically: model.cooccurrence.log_add's
+# arithmetic, operation for operation, so a worker's local copy agrees to the bit.
+# ARGV[1]: trim the set to its ARGV[1] highest once it holds twice as many (0: never).
 LOG_ADD = """
-for i = 1, #ARGV, 2 do
+local keep = tonumber(ARGV[1])
+for i = 2, #ARGV, 2 do
   local v = tonumber(ARGV[i + 1])
   local old = redis.call('ZSCORE', KEYS[1], ARGV[i])
   if old then
@@ -39,8 +54,17 @@ for i = 1, #ARGV, 2 do
   end
   redis.call('ZADD', KEYS[1], v, ARGV[i])
 end
-return #ARGV / 2
+if keep > 0 then
+  local n = redis.call('ZCARD', KEYS[1])
+  if n > 2 * keep then
+    redis.call('ZREMRANGEBYRANK', KEYS[1], 0, n - keep - 1)
+  end
+end
+return (#ARGV - 1) / 2
 """
+
+#: The item-item tables kept per item (see :class:`model.cooccurrence.PairCount`).
+PAIR_TABLES = ("covisit", "bundle")
 
 ITEM_LOG_MAXLEN = 1_000_000
 
@@ -113,8 +137,10 @@ class RedisStore:
                 for uid, mapping in zip(user_ids, pipe.execute())}
 
     @round_trip
-    def save_users(self, states: Iterable[UserState], popularity: Mapping[str, float] | None = None) -> None:
-        """Write user states and the batch's popularity increments in one MULTI/EXEC.
+    def save_users(self, states: Iterable[UserState], popularity: Mapping[str, float] | None = None,
+                   pairs: Sequence[PairCount] = (), max_neighbours: int = 100,
+                   scene_popularity: Mapping[str, Mapping[str, float]] | None = None) -> None:
+        """Write user states and the batch's popularity and pair increments in one MULTI/EXEC.
 
         All or nothing: a worker killed mid-batch leaves either none of the batch's
         writes (its events are redelivered and applied) or all of them (each state's
@@ -128,6 +154,10 @@ class RedisStore:
                 pipe.expire(key, self.user_ttl_s)
         if popularity:
             self._add_popularity(popularity, pipe)
+        for scene, increments in (scene_popularity or {}).items():
+            self._add_popularity(increments, pipe, scene)
+        if pairs:
+            self._add_pairs(pairs, max_neighbours, pipe)
         pipe.execute()
 
     def user_ids(self) -> list[str]:
@@ -183,6 +213,8 @@ class RedisStore:
         pipe = self.redis.pipeline(transaction=True)
         for kind in ("meta", "vec", "digest"):
             pipe.hdel(self.key("item", kind), *item_ids)
+        pipe.delete(*(self.key("pairs", table, item) for item in item_ids for table in PAIR_TABLES))
+        pipe.zrem(self.key("pop"), *item_ids)  # (scenes' sets keep them until they expire: never read)
         self._log_items(pipe, item_ids)
         pipe.execute()
 
@@ -251,10 +283,55 @@ class RedisStore:
         return self.redis.get(self.key("ranker", "snapshot"))
 
     # --- popularity
-    def _add_popularity(self, log_increments: Mapping[str, float], client) -> None:
+    def _popularity_key(self, scene: str | None) -> str:
+        return self.key("pop") if scene is None else self.key("pop", "scene", scene)
+
+    def _add_popularity(self, log_increments: Mapping[str, float], client, scene: str | None = None) -> None:
         args = [x for item, v in log_increments.items() for x in (item, repr(float(v)))]
-        self._log_add(keys=[self.key("pop")], args=args, client=client)
+        key = self._popularity_key(scene)
+        self._log_add(keys=[key], args=[0, *args], client=client)
+        if scene is not None and self.user_ttl_s:
+            client.expire(key, self.user_ttl_s)  # a scene nobody uses any more (or junk) goes in time
+
+    # --- item-item counts
+    def _add_pairs(self, pairs: Sequence[PairCount], max_neighbours: int, client) -> None:
+        rows: dict[tuple[str, str], list] = {}  # one script call per row, increments in the order they came
+        for pair in pairs:
+            rows.setdefault((pair.table, pair.item), []).extend((pair.neighbour, repr(float(pair.log))))
+        for (table, item), args in rows.items():
+            self._log_add(keys=[self.key("pairs", table, item)], args=[max_neighbours, *args], client=client)
+
+    @round_trip
+    def load_pairs(self, item_ids: Sequence[str], n: int) -> dict[tuple[str, str], list[tuple[str, float]]]:
+        """The ``n`` strongest neighbours of each item in every table, as ``{(table, item): [(id, log2)]}``."""
+        keys = [(table, item) for item in item_ids for table in PAIR_TABLES]
+        pipe = self.redis.pipeline(transaction=False)
+        for table, item in keys:
+            pipe.zrevrange(self.key("pairs", table, item), 0, n - 1, withscores=True)
+        return {key: [(m.decode(), s) for m, s in row] for key, row in zip(keys, pipe.execute())}
+
+    def pair_rows(self) -> dict[tuple[str, str], dict[str, float]]:
+        """Every stored row (a SCAN: for checks and tools, not the hot path)."""
+        start = len(self.key("pairs", ""))
+        out = {}
+        for key in self.redis.scan_iter(match=self.key("pairs", "*"), count=1000):
+            table, item = key.decode()[start:].split(":", 1)
+            out[table, item] = {m.decode(): s for m, s in self.redis.zrange(key, 0, -1, withscores=True)}
+        return out
+
+    def pair_memory_bytes(self) -> int:
+        """Redis memory held by the item-item rows (``MEMORY USAGE`` summed over them)."""
+        return sum(self.redis.memory_usage(key) or 0
+                   for key in self.redis.scan_iter(match=self.key("pairs", "*"), count=1000))
 
     @round_trip
     def top_popularity(self, n: int) -> list[tuple[str, float]]:
         return [(m.decode(), s) for m, s in self.redis.zrevrange(self.key("pop"), 0, n - 1, withscores=True)]
+
+    @round_trip
+    def top_scene_popularity(self, scenes: Sequence[str], n: int) -> dict[str, list[tuple[str, float]]]:
+        """The ``n`` most popular items in each of ``scenes``, in one round trip."""
+        pipe = self.redis.pipeline(transaction=False)
+        for scene in scenes:
+            pipe.zrevrange(self._popularity_key(scene), 0, n - 1, withscores=True)
+        return {scene: [(m.decode(), s) for m, s in rows] for scene, rows in zip(scenes, pipe.execute())}

@@ -56,7 +56,8 @@ def state_digest(proc: StreamProcessor) -> dict:
     for key in r.scan_iter(f"{prefix}user:*"):
         fields = r.hgetall(key)
         users[key] = (fields[b"n"], np.frombuffer(fields[b"v"], dtype=np.float32).round(5).tobytes(), fields[b"seen"])
-    return {"users": users, "pop": r.zrange(f"{prefix}pop", 0, -1, withscores=True)}
+    return {"users": users, "pop": r.zrange(f"{prefix}pop", 0, -1, withscores=True),
+            "pairs": proc.store.pair_rows()}
 
 
 def test_a_redelivered_batch_is_answered_but_not_applied_again(processor):

@@ -22,6 +22,7 @@ def test_no_event_is_lost_or_applied_twice_under_faults(tmp_path):
     assert [r.scenario for r in results] == list(SCENARIOS)
     for r in results:
         assert (r.lost, r.applied_twice, r.diverged_users) == (0, 0, 0), r
+        assert r.pairs_compared > 0 and (r.pairs_lost, r.pairs_twice) == (0, 0), r
         assert r.applied_once == 400
     by_name = {r.scenario: r for r in results}
     assert by_name["kill"].answered_again > 0          # the kills really did cause redeliveries
