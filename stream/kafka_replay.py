@@ -197,12 +197,20 @@ def _run_pipeline(dataset: Dataset, settings: Settings, limit: int | None, workd
 
         with tqdm(total=len(events), desc="recommendations", unit="event", disable=not progress,
                   mininterval=0.5) as bar:
+            # ``timeout_s`` bounds a stall, not the run: a long log takes as long as it takes.
+            progress_at = [0, time.monotonic()]
+
             def answered() -> bool:  # (a disabled bar counts nothing: count here)
                 done = len({r["event_id"] for r in list(answers.records)}) + len(dead.records)
                 bar.update(done - bar.n)
+                if done > progress_at[0]:
+                    progress_at[:] = [done, time.monotonic()]
+                elif time.monotonic() - progress_at[1] > timeout_s:
+                    raise TimeoutError(f"no new recommendation for {timeout_s:.0f}s ({done:,} of {len(events):,} "
+                                       f"events answered); the workers' log: {log_path}")
                 return done >= len(events)
 
-            wait_for(answered, timeout_s, f"{len(events)} recommendations or dead letters", worker, log_path)
+            wait_for(answered, float("inf"), f"{len(events)} recommendations or dead letters", worker, log_path)
         timings["events_s"] = time.perf_counter() - t
     finally:
         answers.close()
