@@ -46,8 +46,24 @@ class RecommenderConfig:
     fill_with_popular: bool = True
     #: Which candidate sources run (a baseline is the same model with fewer).
     sources: tuple[str, ...] = SOURCES
-    #: How many of the user's last items seed co-visitation candidates (nearer ones weigh more).
-    covisit_seeds: int = 5
+    #: Co-visitation, item-kNN style (measured on ml-100k's first 30,000 events, the full system:
+    #: HR@10 0.135 with the old rule, directed pairs from the last 3 items seeded by the last 5 →
+    #: 0.171 symmetric over the last 20 → 0.178 normalised; item-kNN alone there 0.180).
+    #: An item taken is paired both ways with the user's previous ``covisit_window`` items (all
+    #: that ``UserState.recent`` keeps), the one just before at full weight and each earlier one
+    #: ``covisit_gap_decay`` times less: by position, which means the same in any shop's log;
+    #: ``covisit_symmetric=False`` counts previous → next only.
+    covisit_window: int = 20
+    covisit_gap_decay: float = 0.9
+    covisit_symmetric: bool = True
+    #: The user's last ``covisit_seeds`` items seed it, the latest weighing 1 and each older one
+    #: ``covisit_seed_decay`` times the one after it...
+    covisit_seeds: int = 20
+    covisit_seed_decay: float = 0.8
+    #: ... and a pair's score is divided by n_seed^a · n_candidate^b (n: interactions counted), so
+    #: a pair of two popular items says less than the same count between rare ones.
+    covisit_seed_exponent: float = 0.5
+    covisit_candidate_exponent: float = 0.4
     #: How many candidates each source proposes per request.
     candidates_per_source: int = 30
     #: A scene vector counts as this many events of the user's overall interest (shrinkage).

@@ -1,8 +1,8 @@
-"""Decayed item-to-item co-occurrence: "people who took X next took Y", "often bought with X".
+"""Decayed item-to-item co-occurrence: "people who took X also took Y", "often bought with X".
 
 One structure serves both ideas; what differs is which pairs are fed in.
-Co-visitation adds (previous item → next item) for each user's consecutive
-events; co-purchase adds both directions between items bought (or carted)
+Co-visitation adds each item a user takes with the items they took just
+before it (both ways, or previous → next only); co-purchase adds both directions between items bought (or carted)
 by the same user close in time. Counts decay with a half-life by forward decay
 in the log domain, as in :mod:`model.popularity`, so they are order-free and
 never overflow. Each item keeps at most ``max_neighbours`` strongest

@@ -104,10 +104,6 @@ class DecayedPopularity:
         slot = self.slots.get(item_id)
         return 0 if slot is None else int(self.counts[slot])
 
-    def first_seen(self, item_ids: list[str]) -> np.ndarray:
-        """When each item was first observed (``inf`` for never): how old it is to this stream."""
-        return np.array([self.first_ts[self.slots[i]] if i in self.slots else np.inf for i in item_ids])
-
     def merge_log(self, item_id: str, log_value: float) -> None:
         """Log-add ``log_value`` into ``item_id``'s sum."""
         slot = self._slot(item_id)

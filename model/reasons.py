@@ -49,7 +49,7 @@ def display(text: str, max_len: int = MAX_QUOTED) -> str:
 
 def reason_for(kind: str, scene: str, *, pair_title: str | None = None,
                similar: tuple[str, str, float] | None = None, trending: bool = False,
-               new: bool = False, min_cosine: float = 0.35) -> tuple[str, str]:
+               new: bool = False, min_cosine: float = 0.35, ordered: bool = True) -> tuple[str, str]:
     """``(reason, source)`` for an item whose strongest evidence is ``kind``.
 
     Parameters
@@ -66,12 +66,15 @@ def reason_for(kind: str, scene: str, *, pair_title: str | None = None,
         Whether the item is popular right now / new to the catalogue: the honest fallbacks.
     min_cosine
         The least cosine at which "similar to" may be claimed.
+    ordered
+        Whether co-visitation counts pairs in order (previous → next: "next took") or
+        both ways ("also took"): the reason claims no more than the counts know.
     """
     where = display(scene)
     if kind in ("covisit", "bundle") and pair_title is not None:
         title = display(pair_title)
         if kind == "covisit":
-            return f"people who took “{title}” next took this", kind
+            return f"people who took “{title}” {'next' if ordered else 'also'} took this", kind
         return f"often bought with “{title}”", kind
     if kind == "popular" or (kind in ("covisit", "bundle") and trending):
         return trending_in(where)

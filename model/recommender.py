@@ -6,7 +6,8 @@ ranker's feedback (a trainer agent, or the replay itself).
 
 ``recommend`` gathers candidates from four sources — the items nearest to each
 of the user's interest vectors (content), decayed co-visitation from the
-user's last items ("people who took X next took Y"), decayed co-purchase
+user's last items, counted and normalised as item-kNN does ("people who took X
+also took Y"), decayed co-purchase
 ("often bought with X"), and decayed popularity overall and in the scene
 (trending) — computes features for every candidate at once, and ranks them
 with an online logistic regression (:class:`model.ranker.OnlineRanker`). Each
@@ -57,6 +58,9 @@ from model.schema import Event, Item, Recommended
 from model.threads import warn_if_blas_threaded
 
 BUNDLE_TYPES = ("cart", "purchase")
+#: Normalised co-visitation scores (C / n_s^0.5 n_j^0.4) run about ten times smaller than raw
+#: counts: scaled back before the log, so the prior weights keep their balance with the cosines.
+COVISIT_SCALE = 10.0
 
 
 @dataclasses.dataclass
@@ -285,11 +289,15 @@ class Recommender:
         """The pairs ``event`` counts, by item id (the store every worker shares knows no index rows)."""
         pairs = []
         item = event.item_id
-        # Co-visitation: the user's last few items each lead to this one, nearer ones count more.
-        for distance, (previous, _) in enumerate(reversed(state.recent[-3:])):
+        # Co-visitation: the user's last few items each lead to this one, nearer ones count more
+        # (by position, not by clock time: positions mean the same in any shop's log).
+        config = self.config
+        for gap, (previous, _) in enumerate(reversed(state.recent[-config.covisit_window:]), start=1):
             if previous != item and self.in_catalogue(previous):
-                pairs.append(PairCount("covisit", previous, item,
-                                       self.covisit.log_increment(weight / (1 + distance), event.ts)))
+                value = self.covisit.log_increment(weight * config.covisit_gap_decay ** (gap - 1), event.ts)
+                pairs.append(PairCount("covisit", previous, item, value))
+                if config.covisit_symmetric:
+                    pairs.append(PairCount("covisit", item, previous, value))
         if event.type in BUNDLE_TYPES:
             value = self.bundles.log_increment(weight, event.ts)
             for previous, kind in state.recent:
@@ -479,7 +487,12 @@ class Recommender:
         return [item for item, kind in reversed(state.recent) if kind in BUNDLE_TYPES][:3]
 
     def _pair_scores(self, batch: Batch, pair_counts: Cooccurrence, seeds_of) -> PairScores:
-        """Every neighbour of every request's seeds, with decayed scores summed per (request, item)."""
+        """Every neighbour of every request's seeds, with decayed scores summed per (request, item).
+
+        Seed number ``d`` (0: the latest) weighs ``covisit_seed_decay ** d`` in co-visitation,
+        ``1 / (1 + d)`` in co-purchase.
+        """
+        decay = self.config.covisit_seed_decay if pair_counts is self.covisit else None
         # One Python step per seed to fetch its arrays; everything after is one array operation per batch.
         owners, seeds, weights, rows, logs = [], [], [], [], []
         for b, request in enumerate(batch.requests):
@@ -489,7 +502,7 @@ class Recommender:
                     if len(neighbour_rows):
                         owners.append(b)
                         seeds.append(seed)
-                        weights.append(1.0 / (1 + distance))
+                        weights.append(decay ** distance if decay is not None else 1.0 / (1 + distance))
                         rows.append(neighbour_rows)
                         logs.append(neighbour_logs)
         if not rows:
@@ -500,6 +513,12 @@ class Recommender:
         scores = np.exp2(np.concatenate(logs) - batch.now[owners] / pair_counts.half_life_s) \
             * np.repeat(np.asarray(weights), lengths)
         seeds = np.repeat(np.asarray(seeds, dtype=np.int64), lengths)
+        if decay is not None and (self.config.covisit_seed_exponent or self.config.covisit_candidate_exponent):
+            # Item-kNN's normalisation, C[s, j] / (n_s^a n_j^b): a pair of two popular items says
+            # less than the same count between rare ones (plain cosine, a = b = 0.5, over-penalises).
+            scores = scores / (np.maximum(self.popularity.counts_at(seeds), 1.0) ** self.config.covisit_seed_exponent
+                               * np.maximum(self.popularity.counts_at(rows), 1.0)
+                               ** self.config.covisit_candidate_exponent)
         live = self.index.live[rows]  # an item that left the catalogue is nobody's neighbour any more
         return PairScores.merge(owners[live], rows[live], scores[live], seeds[live], len(self.index.ids))
 
@@ -602,7 +621,7 @@ class Recommender:
                 scene_pop[mine] = pop.scores_at(rows[mine], now[mine])
         first = self.popularity.first_seen_at(rows)
         age_days = np.where(np.isfinite(first), np.maximum(now - first, 0.0) / 86400.0, 0.0)
-        return np.column_stack([cos, np.log1p(covisit), np.log1p(bundle), np.log1p(popularity),
+        return np.column_stack([cos, np.log1p(COVISIT_SCALE * covisit), np.log1p(bundle), np.log1p(popularity),
                                 np.log1p(scene_pop), np.log1p(age_days)])
 
     def _explore(self, state: UserState, now: float, candidates: Candidates, own: np.ndarray, order: np.ndarray,
@@ -704,7 +723,7 @@ class Recommender:
                 kind, batch.scenes[b], pair_title=items[ids[anchor]].title if anchor >= 0 else None,
                 similar=None if near is None else (items[near[0]].title, near[1], near[2]),
                 trending=bool(candidates.popular[picked[n]]), new=bool(new[n]),
-                min_cosine=self.config.similar_reason_min_cos)
+                min_cosine=self.config.similar_reason_min_cos, ordered=not self.config.covisit_symmetric)
             out.append(Recommended(ids[rows[n]], float(logits[picked[n]]), reason, source))
         return out
 

@@ -103,7 +103,7 @@ def test_config_is_checked():
 
 
 def test_covisitation_is_a_source_with_its_reason(rec):
-    # Many users go c0-0 → c3-5: a user who just took c0-0 is offered c3-5 "next".
+    # Many users take c0-0 and c3-5 together: a user who just took c0-0 is offered c3-5.
     for n in range(20):
         u = rec.new_state(f"crowd{n}")
         rec.observe(u, Event(f"a{n}", u.user_id, "c0-0", "view", T0 + n, "home"))
@@ -112,7 +112,7 @@ def test_covisitation_is_a_source_with_its_reason(rec):
     rec.observe(me, Event("m1", "me", "c0-0", "view", T0 + 100, "home"))
     recs = {r.item_id: r for r in rec.recommend(me, k=10)}
     assert "c3-5" in recs
-    assert recs["c3-5"].reason == "people who took “Item 0 of 0” next took this"
+    assert recs["c3-5"].reason == "people who took “Item 0 of 0” also took this"  # counted both ways
     assert recs["c3-5"].source == "covisit"
 
 

@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -76,6 +76,15 @@ class System(Protocol):
 
     def observe(self, event: Event) -> None:
         """Feed ``event`` in."""
+
+
+def topped_up(out: list[str], k: int, popularity: DecayedPopularity, now: float,
+              exclude: Collection[str]) -> list[str]:
+    """``out`` filled up to ``k`` with the most popular items neither in it nor excluded."""
+    if len(out) < k:
+        taken = set(out).union(exclude)
+        out += [item for item, _ in popularity.top(k - len(out), now, exclude=taken)]
+    return out
 
 
 class _Baseline:
@@ -224,10 +233,7 @@ class CoVisitation(_Baseline):
             for neighbour, score in self.pairs.neighbours(item, k, event.ts, exclude):
                 scores[neighbour] = scores.get(neighbour, 0.0) + score
         out = sorted(scores, key=scores.__getitem__, reverse=True)[:k]
-        if len(out) < k:
-            taken = set(out).union(exclude)
-            out += [item for item, _ in self.popularity.top(k - len(out), event.ts, exclude=taken)]
-        return out
+        return topped_up(out, k, self.popularity, event.ts, exclude)
 
     def observe(self, event: Event) -> None:
         super().observe(event)
@@ -313,10 +319,7 @@ class ItemKNN(_Baseline):
                         out.append(self.ids[code])
                         if len(out) == k:
                             return out
-        if len(out) < k:
-            taken = set(out).union(exclude)
-            out += [item for item, _ in self.popularity.top(k - len(out), event.ts, exclude=taken)]
-        return out
+        return topped_up(out, k, self.popularity, event.ts, exclude)
 
     def observe(self, event: Event) -> None:
         super().observe(event)
