@@ -63,8 +63,8 @@ def build_systems(names: Sequence[str], settings: Settings, dim: int, *, exclude
                   content_half_life_s: float = CONTENT_HALF_LIFE_S) -> list[System]:
     """The named systems, configured from ``settings`` where the stream has the same knob.
 
-    Baselines share the full system's knobs (popularity and co-visitation half-lives,
-    co-visitation seeds): a lift measured against a worse-tuned baseline is not a lift.
+    Baselines share the full system's knobs (popularity and co-visitation half-lives): a
+    lift measured against a worse-tuned baseline is not a lift.
     """
     unknown = [n for n in names if n not in SYSTEMS]
     if unknown:
@@ -74,7 +74,9 @@ def build_systems(names: Sequence[str], settings: Settings, dim: int, *, exclude
     make = {
         "popular": lambda: MostPopular(exclude_seen=exclude_seen),
         "decayed": lambda: DecayedPopular(popularity_half_life, exclude_seen=exclude_seen),
-        "covisit": lambda: CoVisitation(config.covisit_half_life_s, n_recent=config.covisit_seeds,
+        # Directed pairs seeded by the last 5 items, as first defined: the full system's
+        # covisit_seeds (20) belong to its item-kNN-style rule, which covisit-sym and item-knn measure.
+        "covisit": lambda: CoVisitation(config.covisit_half_life_s, n_recent=5,
                                         popularity_half_life_s=popularity_half_life, exclude_seen=exclude_seen),
         "covisit-sym": lambda: symmetric_covisitation(exclude_seen=exclude_seen),
         "item-knn": lambda: item_knn(exclude_seen=exclude_seen),
