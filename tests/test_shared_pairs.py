@@ -14,6 +14,7 @@ import pytest
 from model.datasets.synthetic import make_catalog
 from stream.codec import Message
 from stream.harness import Collector, produce, start_worker, stop_worker, wait_for, wait_for_catalogue
+from stream.pairs import SharedPairs
 from stream.processor import StreamProcessor
 from stream.store import RedisStore
 
@@ -163,3 +164,20 @@ def test_popularity_in_a_scene_is_shared_too(make_settings):
     finally:
         here.close()
         there.close()
+
+
+def test_a_batch_fetches_a_bounded_number_of_rows_the_stalest_first(make_settings):
+    settings = make_settings(pair_cache_ttl_s=0.0)
+    proc = processor(settings)
+    try:
+        catalog = make_catalog(n_categories=2, items_per_category=5)
+        asyncio.run(proc.handle_items([Message(i["item_id"].encode(), orjson.dumps(i)) for i in catalog]))
+        pairs = SharedPairs(proc.store, proc.recommender, ttl_s=0.0, max_fetch=4)
+        ids = [i["item_id"] for i in catalog]
+        assert pairs.refresh(ids, now=1.0) == 4 and set(pairs.fetched_at) == set(ids[:4])
+        # Next batch: the six never fetched come first, four of them.
+        assert pairs.refresh(ids, now=2.0) == 4 and set(pairs.fetched_at) == set(ids[:8])
+        assert pairs.refresh(ids, now=3.0) == 4 and set(pairs.fetched_at) == set(ids)
+        assert pairs.fetched_at[ids[0]] == 3.0  # then the stalest: the first four, fetched at 1.0
+    finally:
+        proc.close()
