@@ -37,6 +37,7 @@ def make_app(settings: Settings, app_id: str) -> faust.App:
         broker_heartbeat_interval=max(settings.session_timeout_s / 6, 0.5),
         consumer_auto_offset_reset="earliest",
         topic_partitions=settings.partitions,
+        producer_max_batch_size=settings.producer_batch_bytes,
         web_enabled=False,
     )
     transport.install(app, settings.fetch_max_wait_ms)

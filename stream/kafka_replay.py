@@ -176,7 +176,7 @@ def _run_pipeline(dataset: Dataset, settings: Settings, limit: int | None, workd
     # No trainer: the ranker keeps its prior weights.
     processes = [start_worker(settings, log_path) for _ in range(workers)]
     worker = processes[0]
-    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, batch_size=settings.producer_batch_bytes)
     answers = Collector(bootstrap, settings.recommendations_topic)
     dead = Collector(bootstrap, settings.dlq_topic)
     try:

@@ -75,6 +75,13 @@ class Settings:
     #: Largest record a worker sends; an answer over it is dead-lettered (``answer_too_large``) instead.
     #: Well under the producer's max request size (1 MiB by default in aiokafka and Kafka).
     max_message_bytes: int = 524_288
+    #: Most bytes the worker's producer packs into one record batch per partition (aiokafka's
+    #: ``max_batch_size``, 16 KiB by default: 6 answers). A micro-batch's answers then go out as one
+    #: or two batches instead of ~40: fewer requests and acks on any broker, and the local broker
+    #: (Tansu, memory storage) does work per stored batch on every fetch, so with 16 KiB batches a
+    #: client reading one partition of ~100k answers fell to a few records/s (bench/README.md).
+    #: Kept under aiokafka's 1 MB max request size; a larger record still goes, alone.
+    producer_batch_bytes: int = 524_288
     # --- the encoder
     encoder_device: str = "auto"
     #: Most texts per forward pass; 0 picks by device: 16 on CPU (the best fixed batch there,
