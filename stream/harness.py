@@ -13,6 +13,7 @@ The servers themselves are :mod:`stream.stack`'s.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
@@ -28,18 +29,35 @@ import orjson
 from stream.settings import Settings
 from stream.store import RedisStore
 
+#: libc, loaded once here: the child must not load a library between fork and exec.
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
+_PR_SET_PDEATHSIG = 1
+
 
 def start_worker(settings: Settings, log_path: Path, loglevel: str = "warn", command: str = "worker",
                  argv: list[str] | None = None) -> subprocess.Popen:
     """A ``streamrec <command>`` process (or ``python <argv>``) with ``settings`` in its environment.
 
     Its output is appended to ``log_path``; it runs in a session of its own, so a
-    signal to the caller's terminal does not reach it twice.
+    signal to the caller's terminal does not reach it twice. On Linux it gets
+    SIGTERM when the caller dies, however it dies: a replay or demo killed by a
+    signal used to leave its workers running, orphaned, eating the CPU. (Strictly,
+    when the calling *thread* ends: start workers from one that lives as long.)
     """
     env = {**os.environ, **settings.env(), "PYTHONUNBUFFERED": "1"}
     argv = argv if argv is not None else ["-m", "stream.cli", command, "-l", loglevel]
     return subprocess.Popen([sys.executable, *argv], env=env, stdout=log_path.open("ab"),
-                            stderr=subprocess.STDOUT, start_new_session=True)
+                            stderr=subprocess.STDOUT, start_new_session=True,
+                            preexec_fn=_die_with_parent(os.getpid()) if _LIBC is not None else None)
+
+
+def _die_with_parent(parent: int) -> Callable[[], None]:
+    def set_death_signal() -> None:  # runs in the child, between fork and exec
+        assert _LIBC is not None
+        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # the parent died before the call: nobody will signal us
+            os.kill(os.getpid(), signal.SIGTERM)
+    return set_death_signal
 
 
 def stop_worker(proc: subprocess.Popen, timeout: float = 15.0) -> None:

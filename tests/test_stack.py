@@ -179,3 +179,40 @@ def test_stack_up_status_down_round_trip(tmp_path):
         for pid in pids:  # detached servers outlive us: never leave them behind
             if _pid_alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+def _state(pid: int) -> str:
+    """A process's state letter (Z: a zombie, as good as dead); '' if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return ""
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="reads /proc (Linux)")
+def test_a_worker_dies_with_the_process_that_started_it(tmp_path):
+    """A replay or demo killed by SIGKILL must not leave its workers running."""
+    import subprocess
+    import sys
+
+    parent = subprocess.Popen(
+        [sys.executable, "-c",
+         "import pathlib, time\n"
+         "from stream.harness import start_worker\n"
+         "from stream.settings import Settings\n"
+         f"child = start_worker(Settings(), pathlib.Path({str(tmp_path / 'child.log')!r}),\n"
+         "                     argv=['-c', 'import time; time.sleep(120)'])\n"
+         "print(child.pid, flush=True)\n"
+         "time.sleep(120)\n"],
+        stdout=subprocess.PIPE, text=True)
+    child = int(parent.stdout.readline())
+    assert _state(child) not in ("", "Z")  # running while its parent runs
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while _state(child) not in ("", "Z") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _state(child) in ("", "Z"), "the worker outlived the process that started it"
+    if _state(child):
+        os.kill(child, signal.SIGKILL)  # (a zombie ignores it; nothing to clean up otherwise)
