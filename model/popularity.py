@@ -129,6 +129,12 @@ class DecayedPopularity:
             self._hot.discard(slot)  # the new value may be lower: judged afresh
             self._touched(slot)
 
+    def set_counts(self, items: Iterable[tuple[str, int]]) -> None:
+        """Overwrite interaction counts with ones read from a shared store."""
+        for item_id, n in items:
+            slot = self._slot(item_id)  # first: it may grow (replace) the arrays
+            self.counts[slot] = n
+
     def score(self, item_id: str, now: float) -> float:
         slot = self.slots.get(item_id)
         return 0.0 if slot is None else float(np.exp2(self.log_scores[slot] - now / self.half_life_s))

@@ -45,6 +45,9 @@ log = logging.getLogger(__name__)
 
 #: How many of the most popular items each worker re-reads from the shared store per sync.
 POPULARITY_SYNC_TOP = 2000
+#: How many items' shared interaction counts each worker re-reads per sync, in turn through
+#: its catalogue (all of it on the first sync): 100k items are read afresh every 10 s.
+COUNT_SYNC_CHUNK = 10_000
 
 
 @dataclasses.dataclass
@@ -81,6 +84,8 @@ class StreamProcessor:
         self.recommender = Recommender(settings.model, dim)
         self.outcomes: Counter[str] = Counter()
         self._item_cursor: str | None = None
+        #: Where the next sync's read of shared counts starts in the index (None: read them all).
+        self._count_cursor: int | None = None
         #: Per partition, the highest offset folded into the in-process counts (co-visitation,
         #: bundles, popularity): a batch retried after a failed state write must not count twice.
         self._counted: dict[int, int] = {}
@@ -163,10 +168,26 @@ class StreamProcessor:
         scenes = self.store.top_scene_popularity(list(rec.scene_popularity), POPULARITY_SYNC_TOP)
         for scene, log_scores in scenes.items():
             rec.set_popularity(log_scores, scene)
+        self._sync_counts()
         snapshot = self.store.load_snapshot(newer_than=self.model_version)
         if snapshot is not None:
             self.hot_swap(OnlineRanker.from_bytes(snapshot))
         return added
+
+    def _sync_counts(self) -> None:
+        """Read the next chunk of every worker's interaction counts (the whole catalogue the first time).
+
+        A worker adds its own events' counts at once, and they are in the shared counts
+        as soon as its batch is written, so overwriting with the shared value never loses
+        or repeats one: it adds the other workers' (and, after a restart, the past's).
+        """
+        ids = self.recommender.index.ids
+        start = self._count_cursor or 0
+        stop = len(ids) if self._count_cursor is None else start + COUNT_SYNC_CHUNK
+        for at in range(start, min(stop, len(ids)), COUNT_SYNC_CHUNK):
+            self.recommender.popularity.set_counts(
+                self.store.item_counts([i for i in ids[at: at + COUNT_SYNC_CHUNK] if i]))
+        self._count_cursor = stop if stop < len(ids) else 0
 
     def _sync_items(self) -> int:
         """Pull items encoded by any worker since the last sync into the local index."""
@@ -254,6 +275,7 @@ class StreamProcessor:
             self.pairs.refresh(item for event, _ in events
                                for item in (event.item_id, *rec.seed_items(states[event.user_id])))
         popularity: dict[str, float] = {}
+        counts: Counter[str] = Counter()
         scene_popularity: dict[str, dict[str, float]] = {}
         pairs: list[PairCount] = []
         results: dict[int, tuple[Event, Message, list]] = {}  # by position in the batch: answers go out in order
@@ -292,6 +314,7 @@ class StreamProcessor:
                 if observation.popularity is not None:
                     item_id, increment = observation.popularity
                     popularity[item_id] = float(np.logaddexp2(popularity.get(item_id, -np.inf), increment))
+                    counts[item_id] += 1
                     in_scene = scene_popularity.setdefault(observation.scene, {})
                     in_scene[item_id] = float(np.logaddexp2(in_scene.get(item_id, -np.inf), increment))
                 pairs += observation.pairs
@@ -302,7 +325,7 @@ class StreamProcessor:
         if self.pairs is None:
             pairs = []
         # One MULTI/EXEC: all of the batch or none, so the increments are counted once, like the states.
-        self.store.save_users(states.values(), popularity, pairs, rec.config.max_neighbours, scene_popularity)
+        self.store.save_users(states.values(), popularity, pairs, rec.config.max_neighbours, scene_popularity, counts)
         metrics.pair_increments(len(pairs))
         for (kind, outcome), n in outcomes.items():
             metrics.events_processed(kind, outcome, n)

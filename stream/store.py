@@ -12,6 +12,9 @@ Keys (all under ``Settings.redis_prefix``):
   :mod:`model.popularity`), log-added atomically by a Lua script so that any number
   of workers can add to it.
 - ``pop:scene:{scene}`` — the same per scene (expires after ``user_ttl_s`` unused).
+- ``pop:count`` — hash: item id → interactions counted, undecayed (``HINCRBY``): how
+  much evidence an item has, as every worker counted it (co-visitation's item-kNN
+  normalisation divides by it; a restarted worker reads it back).
 - ``pairs:{table}:{item_id}`` — sorted set per item and table (``covisit``,
   ``bundle``): neighbour id → log2 forward-decayed count (:mod:`model.cooccurrence`),
   log-added by the same script, which trims a row back to its ``max_neighbours``
@@ -139,8 +142,9 @@ class RedisStore:
     @round_trip
     def save_users(self, states: Iterable[UserState], popularity: Mapping[str, float] | None = None,
                    pairs: Sequence[PairCount] = (), max_neighbours: int = 100,
-                   scene_popularity: Mapping[str, Mapping[str, float]] | None = None) -> None:
-        """Write user states and the batch's popularity and pair increments in one MULTI/EXEC.
+                   scene_popularity: Mapping[str, Mapping[str, float]] | None = None,
+                   counts: Mapping[str, int] | None = None) -> None:
+        """Write user states and the batch's popularity, counts and pair increments in one MULTI/EXEC.
 
         All or nothing: a worker killed mid-batch leaves either none of the batch's
         writes (its events are redelivered and applied) or all of them (each state's
@@ -156,6 +160,8 @@ class RedisStore:
             self._add_popularity(popularity, pipe)
         for scene, increments in (scene_popularity or {}).items():
             self._add_popularity(increments, pipe, scene)
+        for item, n in (counts or {}).items():
+            pipe.hincrby(self.key("pop", "count"), item, n)
         if pairs:
             self._add_pairs(pairs, max_neighbours, pipe)
         pipe.execute()
@@ -215,6 +221,7 @@ class RedisStore:
             pipe.hdel(self.key("item", kind), *item_ids)
         pipe.delete(*(self.key("pairs", table, item) for item in item_ids for table in PAIR_TABLES))
         pipe.zrem(self.key("pop"), *item_ids)  # (scenes' sets keep them until they expire: never read)
+        pipe.hdel(self.key("pop", "count"), *item_ids)
         self._log_items(pipe, item_ids)
         pipe.execute()
 
@@ -327,6 +334,14 @@ class RedisStore:
     @round_trip
     def top_popularity(self, n: int) -> list[tuple[str, float]]:
         return [(m.decode(), s) for m, s in self.redis.zrevrange(self.key("pop"), 0, n - 1, withscores=True)]
+
+    @round_trip
+    def item_counts(self, item_ids: Sequence[str]) -> list[tuple[str, int]]:
+        """Interactions counted by every worker for each of ``item_ids`` (those never counted left out)."""
+        if not item_ids:
+            return []
+        values = self.redis.hmget(self.key("pop", "count"), list(item_ids))
+        return [(item, int(v)) for item, v in zip(item_ids, values) if v is not None]
 
     @round_trip
     def top_scene_popularity(self, scenes: Sequence[str], n: int) -> dict[str, list[tuple[str, float]]]:

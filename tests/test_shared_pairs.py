@@ -166,6 +166,30 @@ def test_popularity_in_a_scene_is_shared_too(make_settings):
         there.close()
 
 
+def test_the_counts_that_normalise_co_visitation_are_shared_once_each_and_survive_a_restart(make_settings):
+    """The item-kNN normalisation divides by items' interaction counts: every worker's, not its own share."""
+    settings = make_settings()
+    here = processor(settings)
+    catalog = make_catalog(n_categories=2, items_per_category=4)
+    asyncio.run(here.handle_items([Message(i["item_id"].encode(), orjson.dumps(i)) for i in catalog]))
+    first, then, log = taught(catalog, users=12)
+    asyncio.run(here.handle_events(messages(log)))
+    asyncio.run(here.handle_events(messages(log)))  # redelivered: counted once
+    assert here.recommender.popularity.count(first["item_id"]) == 12
+    there = processor(settings)  # another worker, or this one restarted: it starts from every count so far
+    try:
+        asyncio.run(there.sync())
+        assert there.recommender.popularity.count(first["item_id"]) == 12
+        probe = click("probe", first["item_id"], time.time() - 60, 0)
+        asyncio.run(there.handle_events([Message(b"probe", orjson.dumps(probe), partition=1, offset=0)]))
+        asyncio.run(here.sync())
+        assert here.recommender.popularity.count(first["item_id"]) == 13
+        assert there.recommender.popularity.count(first["item_id"]) == 13
+    finally:
+        here.close()
+        there.close()
+
+
 def test_a_batch_fetches_a_bounded_number_of_rows_the_stalest_first(make_settings):
     settings = make_settings(pair_cache_ttl_s=0.0)
     proc = processor(settings)
