@@ -432,10 +432,9 @@ class Recommender:
         pairs = {"covisit": PairScores.empty(), "bundle": PairScores.empty()}
         if "content" in config.sources:
             proposals.append(self._content(batch, n))
-        for source, pair_counts, seeds_of in (("covisit", self.covisit, self._covisit_seeds),
-                                              ("bundle", self.bundles, self._bundle_seeds)):
+        for source in ("covisit", "bundle"):
             if source in config.sources:
-                pairs[source] = self._pair_scores(batch, pair_counts, seeds_of)
+                pairs[source] = self._pair_scores(batch, source)
                 proposals.append(self._best_pairs(batch, pairs[source], n_rows, n))
         if "popular" in config.sources or config.fill_with_popular:
             popular = self._popular(batch, n)
@@ -486,13 +485,16 @@ class Recommender:
     def _bundle_items(state: UserState) -> list[str]:
         return [item for item, kind in reversed(state.recent) if kind in BUNDLE_TYPES][:3]
 
-    def _pair_scores(self, batch: Batch, pair_counts: Cooccurrence, seeds_of) -> PairScores:
-        """Every neighbour of every request's seeds, with decayed scores summed per (request, item).
+    def _pair_scores(self, batch: Batch, table: str) -> PairScores:
+        """Every neighbour of every request's seeds in ``table``, decayed scores summed per (request, item).
 
         Seed number ``d`` (0: the latest) weighs ``covisit_seed_decay ** d`` in co-visitation,
         ``1 / (1 + d)`` in co-purchase.
         """
-        decay = self.config.covisit_seed_decay if pair_counts is self.covisit else None
+        pair_counts = self.pair_counts(table)
+        covisit = table == "covisit"
+        seeds_of = self._covisit_seeds if covisit else self._bundle_seeds
+        decay = self.config.covisit_seed_decay if covisit else None
         # One Python step per seed to fetch its arrays; everything after is one array operation per batch.
         owners, seeds, weights, rows, logs = [], [], [], [], []
         for b, request in enumerate(batch.requests):
@@ -513,7 +515,7 @@ class Recommender:
         scores = np.exp2(np.concatenate(logs) - batch.now[owners] / pair_counts.half_life_s) \
             * np.repeat(np.asarray(weights), lengths)
         seeds = np.repeat(np.asarray(seeds, dtype=np.int64), lengths)
-        if decay is not None and (self.config.covisit_seed_exponent or self.config.covisit_candidate_exponent):
+        if covisit and (self.config.covisit_seed_exponent or self.config.covisit_candidate_exponent):
             # Item-kNN's normalisation, C[s, j] / (n_s^a n_j^b): a pair of two popular items says
             # less than the same count between rare ones (plain cosine, a = b = 0.5, over-penalises).
             scores = scores / (np.maximum(self.popularity.counts_at(seeds), 1.0) ** self.config.covisit_seed_exponent
@@ -670,8 +672,7 @@ class Recommender:
         batch = self._batch([Request(state, now, scene, 1, False)])
         row = self.index.rows[item_id]
         candidates = Candidates(np.zeros(1, dtype=np.int64), np.array([row]), np.zeros(1, bool), np.full(1, np.nan))
-        pairs = {"covisit": self._pair_scores(batch, self.covisit, self._covisit_seeds),
-                 "bundle": self._pair_scores(batch, self.bundles, self._bundle_seeds)}
+        pairs = {table: self._pair_scores(batch, table) for table in ("covisit", "bundle")}
         return self._features(batch, candidates, pairs)[0]
 
     def _directions(self, state: UserState, scene: str) -> np.ndarray:

@@ -317,13 +317,12 @@ class StreamProcessor:
                     counts[item_id] += 1
                     in_scene = scene_popularity.setdefault(observation.scene, {})
                     in_scene[item_id] = float(np.logaddexp2(in_scene.get(item_id, -np.inf), increment))
-                pairs += observation.pairs
+                if self.pairs is not None:  # otherwise the counts stay this worker's own
+                    pairs += observation.pairs
                 requests.append(Request(state, event.ts, event.scene))
                 answered.append(n)
             for n, items in zip(answered, rec.recommend_many(requests)):
                 results[n] = (*events[n], items)
-        if self.pairs is None:
-            pairs = []
         # One MULTI/EXEC: all of the batch or none, so the increments are counted once, like the states.
         self.store.save_users(states.values(), popularity, pairs, rec.config.max_neighbours, scene_popularity, counts)
         metrics.pair_increments(len(pairs))
