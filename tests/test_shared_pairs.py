@@ -28,6 +28,11 @@ def processor(settings) -> StreamProcessor:
     return StreamProcessor(settings, RedisStore(settings.redis_url, settings.redis_prefix), hashed_vectors, 16)
 
 
+def index_catalog(proc: StreamProcessor, catalog: list[dict]) -> None:
+    """Publish ``catalog`` to ``proc`` as the items topic would."""
+    asyncio.run(proc.handle_items([Message(i["item_id"].encode(), orjson.dumps(i)) for i in catalog]))
+
+
 def click(user: str, item: str, ts: float, n: int) -> dict:
     return {"event_id": f"{user}-{n}", "user_id": user, "item_id": item, "type": "click", "ts": ts, "scene": "home"}
 
@@ -57,7 +62,7 @@ def test_a_worker_recommends_from_pairs_another_worker_counted(make_settings, sh
     here, there = processor(settings), processor(settings)
     try:
         catalog = make_catalog(n_categories=4, items_per_category=6)
-        asyncio.run(here.handle_items([Message(i["item_id"].encode(), orjson.dumps(i)) for i in catalog]))
+        index_catalog(here, catalog)
         asyncio.run(there.sync())
         first, then, log = taught(catalog)
         asyncio.run(here.handle_events(messages(log)))
@@ -80,7 +85,7 @@ def test_the_shared_rows_equal_the_local_ones_to_the_bit_and_stay_bounded(make_s
     proc = processor(settings)
     try:
         catalog = make_catalog(n_categories=3, items_per_category=8)
-        asyncio.run(proc.handle_items([Message(i["item_id"].encode(), orjson.dumps(i)) for i in catalog]))
+        index_catalog(proc, catalog)
         rng = np.random.default_rng(0)
         t = time.time() - 86400
         log = [click(f"u{rng.integers(10)}", catalog[rng.integers(len(catalog))]["item_id"], t + n, n)
@@ -105,7 +110,7 @@ def test_deleting_an_item_deletes_its_rows(make_settings):
     proc = processor(settings)
     try:
         catalog = make_catalog(n_categories=2, items_per_category=4)
-        asyncio.run(proc.handle_items([Message(i["item_id"].encode(), orjson.dumps(i)) for i in catalog]))
+        index_catalog(proc, catalog)
         first, then, log = taught(catalog, users=3)
         asyncio.run(proc.handle_events(messages(log)))
         assert ("covisit", first["item_id"]) in proc.store.pair_rows()
@@ -149,7 +154,7 @@ def test_popularity_in_a_scene_is_shared_too(make_settings):
     here, there = processor(settings), processor(settings)
     try:
         catalog = make_catalog(n_categories=2, items_per_category=4)
-        asyncio.run(here.handle_items([Message(i["item_id"].encode(), orjson.dumps(i)) for i in catalog]))
+        index_catalog(here, catalog)
         asyncio.run(there.sync())
         hit, other = catalog[0]["item_id"], catalog[1]["item_id"]
         t = time.time() - 600
@@ -171,7 +176,7 @@ def test_the_counts_that_normalise_co_visitation_are_shared_once_each_and_surviv
     settings = make_settings()
     here = processor(settings)
     catalog = make_catalog(n_categories=2, items_per_category=4)
-    asyncio.run(here.handle_items([Message(i["item_id"].encode(), orjson.dumps(i)) for i in catalog]))
+    index_catalog(here, catalog)
     first, then, log = taught(catalog, users=12)
     asyncio.run(here.handle_events(messages(log)))
     asyncio.run(here.handle_events(messages(log)))  # redelivered: counted once
@@ -195,7 +200,7 @@ def test_a_batch_fetches_a_bounded_number_of_rows_the_stalest_first(make_setting
     proc = processor(settings)
     try:
         catalog = make_catalog(n_categories=2, items_per_category=5)
-        asyncio.run(proc.handle_items([Message(i["item_id"].encode(), orjson.dumps(i)) for i in catalog]))
+        index_catalog(proc, catalog)
         pairs = SharedPairs(proc.store, proc.recommender, ttl_s=0.0, max_fetch=4)
         ids = [i["item_id"] for i in catalog]
         assert pairs.refresh(ids, now=1.0) == 4 and set(pairs.fetched_at) == set(ids[:4])
