@@ -94,6 +94,17 @@ class OnlineRanker:
         self.version += 1
         self._weights = None
 
+    def learn_list(self, X: np.ndarray, y: np.ndarray) -> None:
+        """Learn one labelled list (``y`` 1 for the item taken, first or not): the taken row against each other.
+
+        As pairs of feature differences, in both orders, so the logistic loss stays symmetric.
+        """
+        taken = np.flatnonzero(y > 0)
+        if len(taken) != 1 or len(y) < 2:
+            return
+        diffs = X[taken].astype(np.float64) - np.delete(X, taken, axis=0).astype(np.float64)
+        self.learn_rows(np.vstack([diffs, -diffs]), np.concatenate([np.ones(len(diffs)), np.zeros(len(diffs))]))
+
     # --- snapshots: what the trainer publishes and every worker hot-swaps. Plain JSON weights,
     # not a pickle: a worker must never execute what it reads from a topic. Plain SGD keeps no
     # per-feature state, so the weights are all a trainer needs to resume from either.

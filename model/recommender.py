@@ -67,6 +67,7 @@ COVISIT_SCALE = 10.0
 class Feedback:
     """Labelled impressions from one event: what the ranker learns."""
 
+    #: Feature rows of one list: the item taken first (``y`` 1), then the candidates it should beat (0).
     X: np.ndarray
     y: np.ndarray
     #: Whether the item taken was in the list shown (what online HR@k counts).
@@ -236,7 +237,7 @@ class Recommender:
     def learn(self, feedback: Feedback | None) -> None:
         """Update the ranker from labelled impressions (what the trainer does with the feedback topic)."""
         if feedback is not None and len(feedback.y):
-            self.ranker.learn_rows(feedback.X, feedback.y)
+            self.ranker.learn_list(feedback.X, feedback.y)
 
     def fold_pending(self, state: UserState) -> None:
         """Fold in held events whose items the index now knows."""
@@ -252,7 +253,10 @@ class Recommender:
         state.pending = still
 
     def _label(self, state: UserState, event: Event) -> Feedback | None:
-        """Pairs (taken item, another candidate): the taken one should have ranked above.
+        """The list as a lesson: the taken item's features first (``y`` 1), then those it should have beaten (0).
+
+        A list, not its pairs: half the bytes on the feedback topic, and a ranker that
+        learns lists (a listwise loss) gets them whole.
 
         Which negatives matters. The items shown are by construction the ones the current
         weights like best, so pitting a taken-but-not-shown item against them teaches the
@@ -280,9 +284,11 @@ class Recommender:
             negatives = np.delete(shown.sample_features, in_sample, axis=0)
         else:
             return Feedback(np.zeros((0, len(self.features))), np.zeros(0), False, shown.model_version)
-        diffs = positive.astype(np.float64) - negatives.astype(np.float64)
-        X = np.vstack([diffs, -diffs])  # both orders, so the logistic loss stays symmetric
-        y = np.concatenate([np.ones(len(diffs)), np.zeros(len(diffs))])
+        if not len(negatives):  # nothing it should have beaten: nothing to learn
+            return Feedback(np.zeros((0, len(self.features))), np.zeros(0), hit, shown.model_version)
+        X = np.vstack([positive[None, :], negatives]).astype(np.float64)
+        y = np.zeros(len(X))
+        y[0] = 1.0
         return Feedback(X, y, hit, shown.model_version)
 
     def _pairs_of(self, state: UserState, event: Event, weight: float) -> list[PairCount]:

@@ -229,7 +229,7 @@ def encode_feedback(event: Event, feedback: Feedback) -> bytes:
 
 def decode_feedback(payload: bytes | None, n_features: int,
                     max_bytes: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """The (X, y) of a feedback record, checked against the ranker's feature count."""
+    """The (X, y) of a feedback record, one labelled list, checked against the ranker's feature count."""
     body = decode_json(payload, max_bytes)
     try:
         X = np.asarray(body["X"], dtype=np.float64).reshape(-1, n_features)
@@ -239,4 +239,6 @@ def decode_feedback(payload: bytes | None, n_features: int,
     if not isinstance(body["y"], list) \
             or len(X) != len(y) or not np.isfinite(X).all() or not set(np.unique(y)) <= {0.0, 1.0}:
         raise InvalidInput("bad_feedback", detail="X and y disagree, or values are not finite / not 0-1")
+    if len(y) and y.sum() != 1:
+        raise InvalidInput("bad_feedback", detail=f"a list has exactly one item taken (y = 1), not {int(y.sum())}")
     return X, y

@@ -41,7 +41,7 @@ class Trainer:
             metrics.dead_lettered("feedback", reason)
         for (X, y), _ in decoded.values:
             if len(y):
-                self.ranker.learn_rows(X, y)
+                self.ranker.learn_list(X, y)
                 metrics.examples_learned(len(y))
         metrics.model_version(self.ranker.version)
         return decoded.dead

@@ -153,7 +153,7 @@ VALID = {
     "feedback.json": {
         "as a worker writes it": feedback(),
         "only X and y": feedback(user_id=GONE, event_id=GONE, hit=GONE, model_version=GONE),
-        "no pairs": feedback(X=[], y=[]),
+        "no list (the item taken was no candidate)": feedback(X=[], y=[]),
     },
 }
 
@@ -260,6 +260,8 @@ CODE_ONLY = {
     "feedback rows one feature short (one value per ranker feature)":
         ("feedback.json", feedback(X=[[0.1] * (N_FEATURES - 1)] * 2), "bad_feedback"),
     "feedback with more rows than labels": ("feedback.json", feedback(y=[1]), "bad_feedback"),
+    "feedback with two items taken (a list has one)": ("feedback.json", feedback(y=[1, 1]), "bad_feedback"),
+    "feedback with no item taken": ("feedback.json", feedback(y=[0, 0]), "bad_feedback"),
 }
 
 

@@ -1,10 +1,13 @@
 """The recommender core on small hand-made vectors: one category per direction."""
 
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from model.config import RecommenderConfig
+from model.features import initial_ranker
 from model.recommender import Recommender
 from model.schema import Event, Item
 
@@ -129,17 +132,19 @@ def test_bundles_pair_items_bought_together(rec):
     assert "c2-2" in recs and recs["c2-2"].source in ("bundle", "covisit")
 
 
-def test_labels_pair_the_taken_item_against_the_right_negatives(rec):
+def test_labels_list_the_taken_item_first_then_the_right_negatives(rec):
     user = rec.new_state("u1")
     feed(rec, user, "c0", 3, T0)
     shown = rec.recommend(user, k=5)
+    features = user.shown.features
     hit = rec.observe(user, Event("h", "u1", shown[2].item_id, "click", T0 + 1000, "home")).feedback
-    assert hit.hit and len(hit.y) == 2 * 4 and hit.y.sum() == 4  # vs the 4 others shown, both orders
+    assert hit.hit and hit.y.tolist() == [1, 0, 0, 0, 0]  # the taken item, then the 4 others shown
+    assert np.allclose(hit.X, features[[2, 0, 1, 3, 4]])
     rec.recommend(user, k=5)
     pool, sample = user.shown.pool, user.shown.sample_ids
     missed = next(i for i in pool if i not in user.shown.item_ids)
     miss = rec.observe(user, Event("m", "u1", missed, "click", T0 + 2000, "home")).feedback
-    assert not miss.hit and len(miss.y) == 2 * len([s for s in sample if s != missed])
+    assert not miss.hit and miss.y.sum() == 1 and len(miss.y) == 1 + len([s for s in sample if s != missed])
     rec.recommend(user, k=5)
     unreachable = rec.observe(user, Event("x", "u1", "not-in-catalogue", "click", T0 + 3000, "home")).feedback
     assert not unreachable.hit and len(unreachable.y) == 0
@@ -150,6 +155,7 @@ def test_the_ranker_learns_what_users_take(rec):
     for n, item in enumerate(f"c1-{j}" for j in range(PER_CAT)):
         for _ in range(n + 1):  # c1-11 is the most popular, c1-0 the least
             rec.popularity.observe(item, 1.0, T0)
+    rec.ranker = initial_ranker(dataclasses.replace(rec.config, learning_rate=0.02))  # a step the test can see
     rng = np.random.default_rng(0)
     before = rec.ranker.weights()[0][rec.features.index("popularity")]
     for n in range(300):
