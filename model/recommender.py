@@ -282,8 +282,8 @@ class Recommender:
             else:  # its features as they were then: the state has not seen this event yet
                 positive = self.features_of(state, item, shown.ts, shown.scene)
             negatives = np.delete(shown.sample_features, in_sample, axis=0)
-        else:
-            return Feedback(np.zeros((0, len(self.features))), np.zeros(0), False, shown.model_version)
+        else:  # no source proposed it
+            positive, negatives = None, np.zeros((0, len(self.features)))
         if not len(negatives):  # nothing it should have beaten: nothing to learn
             return Feedback(np.zeros((0, len(self.features))), np.zeros(0), hit, shown.model_version)
         X = np.vstack([positive[None, :], negatives]).astype(np.float64)

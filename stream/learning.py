@@ -40,9 +40,9 @@ class Trainer:
         for reason in decoded.reasons:
             metrics.dead_lettered("feedback", reason)
         for (X, y), _ in decoded.values:
-            if len(y):
-                self.ranker.learn_list(X, y)
-                metrics.examples_learned(len(y))
+            learned = self.ranker.n_learned
+            self.ranker.learn_list(X, y)
+            metrics.examples_learned(self.ranker.n_learned - learned)  # the pairs it learned, as before lists
         metrics.model_version(self.ranker.version)
         return decoded.dead
 
