@@ -110,6 +110,21 @@ class RecommenderConfig:
     ann_nprobe: int = 16
     #: The popularity rankings candidates come from are redone after this many counted events.
     popular_refresh: int = 64
+    #: Item representations learned from the stream (model/representations.py; 0: off): their size,
+    #: the user context they read (the latest ``learned_window`` items, the a-th weighing
+    #: ``learned_age_decay ** a`` to start with), and the trainer's rounds: every
+    #: ``learned_interval`` examples, ``learned_epochs`` passes over them plus a replay sample
+    #: ``learned_replay`` times as large from the last ``learned_buffer``, Adam at ``learned_learning_rate``.
+    learned_dim: int = 64
+    learned_window: int = 20
+    learned_age_decay: float = 0.9
+    learned_interval: int = 1000
+    learned_epochs: int = 2
+    learned_replay: float = 2.0
+    learned_batch: int = 256
+    learned_buffer: int = 50_000
+    learned_learning_rate: float = 1e-3
+    learned_l2: float = 1e-5
 
     def __post_init__(self) -> None:
         if len(self.half_lives_s) != len(self.half_life_weights):

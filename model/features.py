@@ -8,7 +8,7 @@ declaration, not an array to keep parallel by hand.
 
 >>> from model.config import RecommenderConfig
 >>> [f.name for f in features_for(RecommenderConfig(half_lives_s=(60.0,), half_life_weights=(1.0,)))]
-['cos_h0', 'cos_last', 'cos_scene', 'covisit', 'bundle', 'popularity', 'scene_popularity', 'item_age']
+['cos_h0', 'cos_last', 'cos_scene', 'covisit', 'bundle', 'popularity', 'scene_popularity', 'item_age', 'learned']
 """
 
 from __future__ import annotations
@@ -19,7 +19,9 @@ from model.config import RecommenderConfig
 from model.ranker import OnlineRanker
 
 #: The reasons an item can be shown for, in the order the recommender groups contributions.
-REASONS = ("content", "scene", "covisit", "bundle", "popular", "new")
+REASONS = ("content", "scene", "covisit", "bundle", "popular", "new", "learned")
+#: The learned score's starting weight.
+LEARNED_PRIOR = 0.3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,6 +50,8 @@ def features_for(config: RecommenderConfig) -> list[Feature]:
         Feature("popularity", "popular", 0.3),
         Feature("scene_popularity", "popular", 0.1),
         Feature("item_age", "new", 0.0),       # log1p of days since the stream first saw the item
+        # q_j · c_u + b_j in the learned space (model/representations.py): what people take next
+        *([Feature("learned", "learned", LEARNED_PRIOR)] if config.learned_dim else []),
     ]
 
 

@@ -55,7 +55,7 @@ def reason_for(kind: str, scene: str, *, pair_title: str | None = None,
     Parameters
     ----------
     kind
-        The reason group that contributed most (content, scene, covisit, bundle, popular, new).
+        The reason group that contributed most (content, scene, covisit, bundle, popular, new, learned).
     scene
         Where the list is shown.
     pair_title
@@ -80,6 +80,8 @@ def reason_for(kind: str, scene: str, *, pair_title: str | None = None,
         return trending_in(where)
     if kind == "new":
         return "new in the catalogue", "new"
+    if kind == "learned":  # the learned item space: what people with recent picks like these take next
+        return "people with picks like yours took this next", "learned"
     if kind == "scene" and similar is not None and similar[2] >= min_cosine:
         return f"matches what you look at in {where}", "content"
     if similar is not None and similar[2] >= min_cosine:

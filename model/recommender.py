@@ -9,12 +9,15 @@ of the user's interest vectors (content), decayed co-visitation from the
 user's last items, counted and normalised as item-kNN does ("people who took X
 also took Y"), decayed co-purchase
 ("often bought with X"), and decayed popularity overall and in the scene
-(trending) — computes features for every candidate at once, and ranks them
+(trending) — computes features for every candidate at once, among them the
+score of the item space learned from what users take next
+(:mod:`model.representations`, a trainer's snapshot), and ranks them
 with an online logistic regression (:class:`model.ranker.OnlineRanker`). Each
 item's reason comes from the feature group that contributed most to its score.
 The list is remembered in the user's state; when the user's next event arrives,
-``observe`` turns it into labelled examples (taken = 1, shown but not taken = 0,
-plus the taken item if it was not shown) before folding the event in.
+``observe`` turns it into a labelled list (the item taken first, then the
+candidates it should have beaten) and a next-item example (the user's recent
+items, the item taken) before folding the event in.
 
 Examples
 --------
@@ -54,6 +57,7 @@ from model.interests import Impressions, InterestVector, UserState
 from model.popularity import DecayedPopularity
 from model.ranker import OnlineRanker
 from model.reasons import reason_for
+from model.representations import ItemSpace
 from model.schema import Event, Item, Recommended
 from model.threads import warn_if_blas_threaded
 
@@ -88,6 +92,9 @@ class Observation:
     pairs: list[PairCount] = dataclasses.field(default_factory=list)
     #: The scene whose popularity ``popularity`` also adds to (None: not counted).
     scene: str | None = None
+    #: ``(the user's recent items, the latest first; the item taken)``: an example for the
+    #: learned representations (None: not counted, or no context yet).
+    sequence: tuple[list[str], str] | None = None
 
 
 class Recommender:
@@ -122,12 +129,18 @@ class Recommender:
         self.new_index = ItemIndex(dim, config.ann_min_items, config.ann_nprobe)
         #: Per popularity (by id): (events counted when ranked, ranked up to, the ranking).
         self._rankings: dict[int, tuple[int, int, list[str]]] = {}
+        #: The learned representations served (None: off), and every index row in them:
+        #: as context (p), as the next item (q), its bias (b).
+        self.item_space = ItemSpace.initial(dim, config) if config.learned_dim else None
+        self._learned_p, self._learned_q, self._learned_b = _no_rows(config.learned_dim)
 
     def add_items(self, items: list[Item], vectors: np.ndarray) -> None:
         """Put items (with their text vectors) in the catalogue; those the counts have not met yet are new."""
         rows = self.index.add(items, vectors)
         for item, row in zip(items, rows):
             self.popularity.bind(item.item_id, row)
+        if self.item_space is not None:
+            self._embed_rows(np.asarray(rows, dtype=np.int64))
         # Only the newest max_new_items can stay new: a catalogue loaded at once keeps its last ones.
         new = [n for n, item in enumerate(items) if self.is_new(item.item_id)][-self.config.max_new_items:]
         for n in new:
@@ -137,6 +150,29 @@ class Recommender:
             self.new_index.add([items[n] for n in new], self.index.matrix[[rows[n] for n in new]])
         while len(self.new_items) > self.config.max_new_items:
             self._not_new(next(iter(self.new_items)))
+
+    def set_item_space(self, space: ItemSpace) -> None:
+        """Serve ``space`` (a trainer's snapshot) from the next list on: the catalogue is embedded in it afresh.
+
+        Nothing about users needs re-basing: their context in the learned space is read
+        from their recent items at each list, so it is always in the space being served.
+        """
+        self.item_space = space
+        self._learned_p, self._learned_q, self._learned_b = _no_rows(space.dim)
+        self._embed_rows(np.arange(len(self.index.ids)))
+
+    def _embed_rows(self, rows: np.ndarray) -> None:
+        assert self.item_space is not None
+        n = len(self.index.ids)
+        if len(self._learned_b) < n:
+            size = max(n, 2 * len(self._learned_b))
+            self._learned_p, self._learned_q = (np.concatenate([a, np.zeros((size - len(a), a.shape[1]), a.dtype)])
+                                                for a in (self._learned_p, self._learned_q))
+            self._learned_b = np.concatenate([self._learned_b, np.zeros(size - len(self._learned_b), np.float32)])
+        for at in range(0, len(rows), 65_536):  # bounded temporaries on a large catalogue
+            chunk = rows[at: at + 65_536]
+            p, q, b = self.item_space.embed([self.index.ids[r] for r in chunk.tolist()], self.index.matrix[chunk])
+            self._learned_p[chunk], self._learned_q[chunk], self._learned_b[chunk] = p, q, b
 
     def _not_new(self, item_id: str) -> None:
         self.new_items.pop(item_id, None)
@@ -214,11 +250,13 @@ class Recommender:
             state.interests.add(vector, weight, event.ts)
             self._scene_vector(state, event.scene).add(vector, weight, event.ts)
         self.fold_pending(state)
-        popularity, pairs, scene = None, [], None
+        popularity, pairs, scene, sequence = None, [], None, None
         if self.contributes(state, event):
             popularity = (event.item_id, self.popularity.log_increment(weight, event.ts))
             pairs = self._pairs_of(state, event, weight)
             scene = self._scene_key(event.scene)
+            if self.item_space is not None and state.recent:
+                sequence = ([item for item, _ in reversed(state.recent)][: self.config.learned_window], event.item_id)
             if count:
                 self.add_pairs(pairs)
                 self.popularity.observe(event.item_id, weight, event.ts)
@@ -232,7 +270,7 @@ class Recommender:
         elif state.seen_rows is not None and event.item_id in self.index:
             state.seen_rows[1].add(self.index.rows[event.item_id])
         state.n_events += 1
-        return Observation(feedback, popularity, pairs, scene)
+        return Observation(feedback, popularity, pairs, scene, sequence)
 
     def learn(self, feedback: Feedback | None) -> None:
         """Update the ranker from labelled impressions (what the trainer does with the feedback topic)."""
@@ -270,6 +308,8 @@ class Recommender:
         if shown is None:
             return None
         state.shown = None
+        if shown.features.shape[1] != len(self.features) and len(shown.features):
+            return None  # shown with other features (stored before an upgrade): nothing this ranker can learn
         item = event.item_id
         hit = item in shown.item_ids
         if hit:
@@ -427,7 +467,9 @@ class Recommender:
         excluded = [b * n_rows + np.fromiter(self._seen_rows(r.state), dtype=np.int64)
                     for b, r in enumerate(requests)] if config.exclude_seen else []
         excluded = np.sort(np.concatenate(excluded)) if excluded else np.zeros(0, dtype=np.int64)
-        return Batch(requests, now, scenes, directions, k, explores, excluded)
+        context = (np.stack([self._context(r.state) for r in requests]) if self.item_space is not None
+                   else None)
+        return Batch(requests, now, scenes, directions, k, explores, excluded, context)
 
     def _candidates(self, batch: Batch) -> tuple[Candidates, dict[str, PairScores]]:
         """Every source's candidates for every request, excluded items left out."""
@@ -477,6 +519,15 @@ class Recommender:
         rank = np.arange(len(rows), dtype=np.float64)  # search order: the best first within each query
         best = top_per_group(owners, -rank, n * 2)  # per user: n from each of their two queries
         return owners[best], rows[best]
+
+    def _context(self, state: UserState) -> np.ndarray:
+        """``c_u``: the user's recent items in the learned space, the a-th latest weighted by ``w_a``."""
+        assert self.item_space is not None
+        rows = self.index.rows
+        recent = [rows[item] for item, _ in reversed(state.recent[-self.config.learned_window:]) if item in rows]
+        weights = self.item_space.context_weights[: len(recent)]
+        return (weights * self._learned_p[recent]).sum(axis=0) if recent else np.zeros(self.item_space.dim,
+                                                                                         np.float32)
 
     def _covisit_seeds(self, state: UserState) -> list[int]:
         """Rows of the user's last items, the latest first (each weighs 1 / (1 + its distance from the latest))."""
@@ -629,8 +680,11 @@ class Recommender:
                 scene_pop[mine] = pop.scores_at(rows[mine], now[mine])
         first = self.popularity.first_seen_at(rows)
         age_days = np.where(np.isfinite(first), np.maximum(now - first, 0.0) / 86400.0, 0.0)
-        return np.column_stack([cos, np.log1p(COVISIT_SCALE * covisit), np.log1p(bundle), np.log1p(popularity),
-                                np.log1p(scene_pop), np.log1p(age_days)])
+        columns = [cos, np.log1p(COVISIT_SCALE * covisit), np.log1p(bundle), np.log1p(popularity),
+                   np.log1p(scene_pop), np.log1p(age_days)]
+        if batch.context is not None:
+            columns.append(np.einsum("nd,nd->n", self._learned_q[rows], batch.context[owners]) + self._learned_b[rows])
+        return np.column_stack(columns)
 
     def _explore(self, state: UserState, now: float, candidates: Candidates, own: np.ndarray, order: np.ndarray,
                  k: int, explored: set[int]) -> np.ndarray:
@@ -776,6 +830,8 @@ class Batch:
     explores: list[bool]
     #: ``request * rows + row`` of every item a request's user took: never recommended to them.
     excluded: np.ndarray
+    #: (requests, learned dim): each user's context in the learned space (None: representations off).
+    context: np.ndarray | None = None
 
 
 def waves(user_ids: list[str]) -> list[list[int]]:
@@ -796,6 +852,10 @@ def waves(user_ids: list[str]) -> list[list[int]]:
             out.append([])
         out[wave].append(n)
     return out
+
+
+def _no_rows(dim: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return np.zeros((0, dim), np.float32), np.zeros((0, dim), np.float32), np.zeros(0, np.float32)
 
 
 def _draw(user_id: str, now: float, salt: str) -> float:

@@ -35,7 +35,7 @@ import dataclasses
 import hashlib
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 import numpy as np
 import orjson
@@ -43,6 +43,7 @@ from aiokafka.partitioner import murmur2
 
 from model.recommender import Feedback
 from model.schema import (
+    MAX_ID_LEN,
     Event,
     InvalidInput,
     Item,
@@ -221,15 +222,33 @@ def _text_or_base64(raw: bytes) -> tuple[str, str]:
         return base64.b64encode(raw).decode(), "base64"
 
 
-# --- feedback: labelled impressions, worker → trainer
-def encode_feedback(event: Event, feedback: Feedback) -> bytes:
-    return orjson.dumps({"user_id": event.user_id, "event_id": event.event_id, "hit": feedback.hit,
-                         "model_version": feedback.model_version, "X": feedback.X.tolist(), "y": feedback.y.tolist()})
+# --- feedback: labelled impressions and next-item examples, worker → trainer
+#: Most recent items a feedback record may carry as the context of the item taken.
+MAX_CONTEXT_ITEMS = 64
 
 
-def decode_feedback(payload: bytes | None, n_features: int,
-                    max_bytes: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """The (X, y) of a feedback record, one labelled list, checked against the ranker's feature count."""
+class FeedbackRecord(NamedTuple):
+    """A decoded feedback record: one labelled list (maybe empty) and maybe a next-item example."""
+
+    X: np.ndarray
+    y: np.ndarray
+    #: ``(the user's recent items, the latest first; the item taken)``, for the learned representations.
+    sequence: tuple[list[str], str] | None = None
+
+
+def encode_feedback(event: Event, feedback: Feedback | None, sequence: tuple[list[str], str] | None = None) -> bytes:
+    """The list shown before ``event`` labelled by it, and the event as a next-item example (either may be absent)."""
+    body: dict[str, Any] = {"user_id": event.user_id, "event_id": event.event_id, "X": [], "y": []}
+    if feedback is not None:
+        body.update(hit=feedback.hit, model_version=feedback.model_version, X=feedback.X.tolist(),
+                    y=feedback.y.tolist())
+    if sequence is not None:
+        body.update(context=sequence[0], item_id=sequence[1])
+    return orjson.dumps(body)
+
+
+def decode_feedback(payload: bytes | None, n_features: int, max_bytes: int | None = None) -> FeedbackRecord:
+    """The record's labelled list, checked against the ranker's feature count, and its next-item example."""
     body = decode_json(payload, max_bytes)
     try:
         X = np.asarray(body["X"], dtype=np.float64).reshape(-1, n_features)
@@ -241,4 +260,19 @@ def decode_feedback(payload: bytes | None, n_features: int,
         raise InvalidInput("bad_feedback", detail="X and y disagree, or values are not finite / not 0-1")
     if len(y) and y.sum() != 1:
         raise InvalidInput("bad_feedback", detail=f"a list has exactly one item taken (y = 1), not {int(y.sum())}")
-    return X, y
+    return FeedbackRecord(X, y, _sequence(body))
+
+
+def _sequence(body: dict) -> tuple[list[str], str] | None:
+    context, item = body.get("context"), body.get("item_id")
+    if context is None and item is None:
+        return None
+
+    def is_id(value: object) -> bool:
+        return isinstance(value, str) and 0 < len(value) <= MAX_ID_LEN
+
+    if not (isinstance(context, list) and len(context) <= MAX_CONTEXT_ITEMS and all(map(is_id, context))
+            and is_id(item)):
+        raise InvalidInput("bad_feedback", detail=f"context is a list of at most {MAX_CONTEXT_ITEMS} item ids "
+                                                  "and item_id an item id, both or neither")
+    return context, item

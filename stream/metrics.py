@@ -133,6 +133,12 @@ MODEL_VERSION = Gauge("streamrec_model_version", "Version of the ranker snapshot
                       registry=REGISTRY)
 EXAMPLES_LEARNED = Counter("streamrec_ranker_examples_learned", "Labelled examples the ranker learned from.",
                            registry=REGISTRY)
+ITEM_SPACE_VERSION = Gauge("streamrec_item_space_version",
+                           "Version of the learned item representations serving (worker) or last trained (trainer).",
+                           registry=REGISTRY)
+SEQUENCE_EXAMPLES = Counter("streamrec_item_space_examples",
+                            "Next-item examples the trainer took in for the learned representations.",
+                            registry=REGISTRY)
 FEEDBACK = Counter("streamrec_feedback",
                    "Labelled impressions: was the item the user took next in the top-k shown (hit | miss).",
                    ["outcome"], registry=REGISTRY)
@@ -402,6 +408,14 @@ def examples_learned(n: int) -> None:
 
 def model_version(version: int) -> None:
     MODEL_VERSION.set(version)
+
+
+def item_space_version(version: int) -> None:
+    ITEM_SPACE_VERSION.set(version)
+
+
+def sequence_examples(n: int) -> None:
+    SEQUENCE_EXAMPLES.inc(n)
 
 
 # --------------------------------------------------------------------------- health

@@ -23,6 +23,7 @@ import numpy as np
 from model.cooccurrence import PairCount
 from model.ranker import OnlineRanker
 from model.recommender import Recommender, Request, waves
+from model.representations import ItemSpace
 from model.schema import Event, InvalidInput, Item, parse_event, parse_item
 from stream import metrics
 from stream.codec import (
@@ -39,7 +40,7 @@ from stream.codec import (
 )
 from stream.pairs import SharedPairs
 from stream.settings import Settings
-from stream.store import RedisStore, text_digest
+from stream.store import ITEM_SPACE, RedisStore, text_digest
 
 log = logging.getLogger(__name__)
 
@@ -172,6 +173,10 @@ class StreamProcessor:
         snapshot = self.store.load_snapshot(newer_than=self.model_version)
         if snapshot is not None:
             self.hot_swap(OnlineRanker.from_bytes(snapshot))
+        if rec.item_space is not None:
+            space = self.store.load_snapshot(newer_than=rec.item_space.version, name=ITEM_SPACE)
+            if space is not None:
+                self.swap_item_space(ItemSpace.from_bytes(space))
         return added
 
     def _sync_counts(self) -> None:
@@ -209,6 +214,20 @@ class StreamProcessor:
         self.recommender.ranker = ranker
         metrics.model_version(ranker.version)
         log.info("serving ranker version %d (%d examples learned)", ranker.version, ranker.n_learned)
+
+    def swap_item_space(self, space: ItemSpace) -> None:
+        """Serve the trainer's learned representations from the next batch on (the catalogue re-embedded)."""
+        current = self.recommender.item_space
+        assert current is not None
+        if space.adapter_in.shape != current.adapter_in.shape or space.context_weights.shape != \
+                current.context_weights.shape:
+            log.error("ignoring item space %d: shaped %s / %s, this worker's %s / %s", space.version,
+                      space.adapter_in.shape, space.context_weights.shape, current.adapter_in.shape,
+                      current.context_weights.shape)
+            return
+        self.recommender.set_item_space(space)
+        metrics.item_space_version(space.version)
+        log.info("serving item space version %d (%d items learned)", space.version, len(space.ids))
 
     # --- events
     async def handle_events(self, messages: Sequence[Message], rekey: bool = False) -> EventsOutput:
@@ -307,10 +326,11 @@ class StreamProcessor:
                 if offset >= 0:
                     state.mark_applied(partition, offset)
                     self._counted[partition] = max(self._counted.get(partition, -1), offset)
+                if observation.feedback is not None or observation.sequence is not None:
+                    out.feedback.append(Outgoing(event.user_id.encode(),
+                                                 encode_feedback(event, observation.feedback, observation.sequence)))
                 if observation.feedback is not None:
-                    feedback = observation.feedback
-                    out.feedback.append(Outgoing(event.user_id.encode(), encode_feedback(event, feedback)))
-                    metrics.observe_feedback(feedback.hit)
+                    metrics.observe_feedback(observation.feedback.hit)
                 if observation.popularity is not None:
                     item_id, increment = observation.popularity
                     popularity[item_id] = float(np.logaddexp2(popularity.get(item_id, -np.inf), increment))

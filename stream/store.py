@@ -70,6 +70,8 @@ return (#ARGV - 1) / 2
 PAIR_TABLES = ("covisit", "bundle")
 
 ITEM_LOG_MAXLEN = 1_000_000
+#: The snapshot name the learned item representations are kept under (beside the ranker's).
+ITEM_SPACE = "item_space"
 
 #: Every kind of key that holds one user's data, as ``{prefix}{kind}:{user_id}``.
 #: A new per-user key must be listed here, or ``streamrec forget`` would leave it behind.
@@ -273,21 +275,21 @@ class RedisStore:
         matrix = np.stack(rows) if rows else np.zeros((0, dim), dtype=np.float32)
         return items, matrix, deleted, cursor
 
-    # --- the ranker's snapshots: the trainer writes, every worker polls the version
+    # --- snapshots (the ranker's, the learned item space's): the trainer writes, every worker polls the version
     @round_trip
-    def save_snapshot(self, version: int, data: bytes) -> None:
+    def save_snapshot(self, version: int, data: bytes, name: str = "ranker") -> None:
         pipe = self.redis.pipeline(transaction=True)
-        pipe.set(self.key("ranker", "snapshot"), data)
-        pipe.set(self.key("ranker", "version"), version)
+        pipe.set(self.key(name, "snapshot"), data)
+        pipe.set(self.key(name, "version"), version)
         pipe.execute()
 
     @round_trip
-    def load_snapshot(self, newer_than: int = -1) -> bytes | None:
-        """The latest snapshot if its version is above ``newer_than`` (one cheap GET otherwise)."""
-        version = self.redis.get(self.key("ranker", "version"))
+    def load_snapshot(self, newer_than: int = -1, name: str = "ranker") -> bytes | None:
+        """The latest snapshot of ``name`` if its version is above ``newer_than`` (one cheap GET otherwise)."""
+        version = self.redis.get(self.key(name, "version"))
         if version is None or int(version) <= newer_than:
             return None
-        return self.redis.get(self.key("ranker", "snapshot"))
+        return self.redis.get(self.key(name, "snapshot"))
 
     # --- popularity
     def _popularity_key(self, scene: str | None) -> str:

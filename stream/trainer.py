@@ -1,18 +1,22 @@
 """streamrec's trainer: feedback in, ranker snapshots out. Run it with ``streamrec trainer``.
 
 Workers label every list they showed with what the user did next and send the
-labels to ``feedback``. That topic has one partition, so the consumer group
-hands it to exactly one trainer, which learns every example in order and,
-every ``snapshot_interval_s``, publishes the ranker: to Redis, where every
-worker's sync timer picks it up (hot swap), and to the compacted
-``model.snapshots`` topic for anyone else. A trainer that starts (or takes
-over) resumes from the last snapshot in Redis.
+labels to ``feedback``, with the event as a next-item example. That topic has
+one partition, so the consumer group hands it to exactly one trainer, which
+learns every example in order (the ranker from the lists, the item space from
+the examples: :mod:`stream.learning`) and, every ``snapshot_interval_s``,
+publishes them: to Redis, where every worker's sync timer picks them up (hot
+swap), and the ranker also to the compacted ``model.snapshots`` topic for anyone
+else. A trainer that starts (or takes over) resumes from the last snapshots in
+Redis.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
+from concurrent.futures import ThreadPoolExecutor
 
 from stream import metrics
 from stream.codec import Outgoing
@@ -30,6 +34,7 @@ dead_letters = raw_topic(app, settings.dlq_topic, settings.partitions)
 send = functools.partial(send_all, settings, dead_letters)
 retry = functools.partial(retrying, settings)
 _trainer: Trainer | None = None
+_model_thread = ThreadPoolExecutor(1, thread_name_prefix="streamrec-trainer")
 
 
 def trainer() -> Trainer:
@@ -55,7 +60,7 @@ async def on_feedback(stream):
 
 
 async def _learn(messages):
-    return trainer().learn(messages)
+    return await _in_model_thread(lambda: trainer().learn(messages))
 
 
 @app.timer(settings.snapshot_interval_s)
@@ -68,4 +73,10 @@ async def publish_snapshot():
 
 
 async def _snapshot():
-    return trainer().snapshot()
+    return await _in_model_thread(lambda: trainer().snapshot())
+
+
+async def _in_model_thread(work):
+    """Learning (a training round of the item space takes a while) and snapshots run on one thread of their
+    own, in order: the event loop keeps polling Kafka and serving /metrics meanwhile."""
+    return await asyncio.get_running_loop().run_in_executor(_model_thread, work)

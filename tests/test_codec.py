@@ -24,8 +24,16 @@ EVENT = Event("e1", "u1", "i1", "click", 1.7e9, "home")
 
 def test_feedback_round_trips():
     feedback = Feedback(np.array([[0.5, -1.0], [-0.5, 1.0]]), np.array([1.0, 0.0]), True, 3)
-    X, y = decode_feedback(encode_feedback(EVENT, feedback), n_features=2)
-    assert np.array_equal(X, feedback.X) and np.array_equal(y, feedback.y)
+    X, y, sequence = decode_feedback(encode_feedback(EVENT, feedback), n_features=2)
+    assert np.array_equal(X, feedback.X) and np.array_equal(y, feedback.y) and sequence is None
+
+
+def test_feedback_carries_the_next_item_example_with_or_without_a_list():
+    both = decode_feedback(encode_feedback(EVENT, Feedback(np.zeros((1, 2)), np.ones(1), True, 3),
+                                           (["i7", "i3"], "i1")), n_features=2)
+    assert both.sequence == (["i7", "i3"], "i1") and len(both.y) == 1
+    alone = decode_feedback(encode_feedback(EVENT, None, (["i7"], "i1")), n_features=2)
+    assert alone.sequence == (["i7"], "i1") and alone.X.shape == (0, 2) and not len(alone.y)
 
 
 @pytest.mark.parametrize("body", [
@@ -34,6 +42,10 @@ def test_feedback_round_trips():
     {"X": [[0.1, None]], "y": [1]},              # not a number
     {"X": [[0.1, 0.2]], "y": [2]},               # not a 0/1 label
     {"y": [1]},                                  # no X
+    {"X": [], "y": [], "context": ["i1"]},       # a context without the item taken
+    {"X": [], "y": [], "context": "i1", "item_id": "i2"},           # not a list
+    {"X": [], "y": [], "context": [""], "item_id": "i2"},           # not an id
+    {"X": [], "y": [], "context": ["i1"] * 65, "item_id": "i2"},    # longer than any window
 ])
 def test_bad_feedback_is_refused(body):
     with pytest.raises(InvalidInput, match="bad_feedback"):

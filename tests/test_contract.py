@@ -154,6 +154,9 @@ VALID = {
         "as a worker writes it": feedback(),
         "only X and y": feedback(user_id=GONE, event_id=GONE, hit=GONE, model_version=GONE),
         "no list (the item taken was no candidate)": feedback(X=[], y=[]),
+        "with its next-item example": feedback(context=["i7", "i3"], item_id="i9"),
+        "a next-item example alone (no list was shown)": feedback(hit=GONE, model_version=GONE, X=[], y=[],
+                                                                   context=["i7"], item_id="i9"),
     },
 }
 
@@ -215,6 +218,11 @@ BAD = {
         "no X": (feedback(X=GONE), "bad_feedback"),
         "a label of 2": (feedback(y=[1, 2]), "bad_feedback"),
         "a feature as a string": (feedback(X=[["a"] * N_FEATURES]), "bad_feedback"),
+        "a context without the item taken": (feedback(context=["i7"]), "bad_feedback"),
+        "a context that is not a list": (feedback(context="i7", item_id="i9"), "bad_feedback"),
+        "an empty id in the context": (feedback(context=[""], item_id="i9"), "bad_feedback"),
+        "a context of 65 items (longer than any window)": (feedback(context=["i7"] * 65, item_id="i9"),
+                                                           "bad_feedback"),
     },
 }
 
@@ -374,7 +382,7 @@ def test_feedback_forget_and_snapshot_records_as_written_pass_their_schemas():
     event_ = parse_event_now(event())
     X = np.random.default_rng(0).normal(size=(3, N_FEATURES))
     written = {
-        "feedback.json": encode_feedback(event_, Feedback(X, np.array([1.0, 0.0, 0.0]), True, 4)),
+        "feedback.json": encode_feedback(event_, Feedback(X, np.array([1.0, 0.0, 0.0]), True, 4), (["i7"], "i9")),
         "forget-request.json": encode_forget("u1"),
     }
     ranker = initial_ranker(RecommenderConfig())

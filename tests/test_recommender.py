@@ -150,6 +150,18 @@ def test_labels_list_the_taken_item_first_then_the_right_negatives(rec):
     assert not unreachable.hit and len(unreachable.y) == 0
 
 
+def test_a_list_shown_with_other_features_before_an_upgrade_teaches_nothing(rec):
+    """A state stored by an older worker holds lists with fewer feature columns: labelling them must not fail."""
+    user = rec.new_state("u1")
+    feed(rec, user, "c0", 3, T0)
+    rec.recommend(user, k=5)
+    shown = user.shown
+    shown.features, shown.sample_features = shown.features[:, :-1], shown.sample_features[:, :-1]
+    missed = next(i for i in shown.pool if i not in shown.item_ids and i not in shown.sample_ids)
+    observation = rec.observe(user, Event("m", "u1", missed, "click", T0 + 2000, "home"))
+    assert observation is not None and observation.feedback is None
+
+
 def test_the_ranker_learns_what_users_take(rec):
     """Users here always take the candidate that is most popular: the ranker should learn to rank by it."""
     for n, item in enumerate(f"c1-{j}" for j in range(PER_CAT)):

@@ -56,6 +56,7 @@ from model.interests import UserState
 from model.popularity import DecayedPopularity
 from model.ranker import OnlineRanker
 from model.recommender import Recommender, Request
+from model.representations import RepresentationLearner
 from model.schema import Event, Item
 
 #: Every event counts once, whatever its type, unless a system is given type weights.
@@ -391,12 +392,17 @@ class FullSystem:
         self.recommender = recommender
         self.learn_ranker = learn_ranker
         self.states: dict[str, UserState] = {}
+        #: What the trainer runs, in process: a new item space every ``learned_interval`` examples.
+        self.learner = (RepresentationLearner(recommender.dim, recommender.config, device="cpu")
+                        if learn_ranker and recommender.item_space is not None else None)
         if name is not None:
             self.name = name
 
     def fit_items(self, items: Sequence[Item], vectors: np.ndarray) -> None:
         if len(items):
             self.recommender.add_items(list(items), vectors)
+            if self.learner is not None:
+                self.learner.add_items([item.item_id for item in items], vectors)
 
     def state(self, user_id: str) -> UserState:
         state = self.states.get(user_id)
@@ -416,6 +422,10 @@ class FullSystem:
         observation = self.recommender.observe(self.state(event.user_id), event)
         if self.learn_ranker and observation is not None:
             self.recommender.learn(observation.feedback)
+        if self.learner is not None and observation is not None and observation.sequence is not None:
+            self.learner.add_example(*observation.sequence)
+            if self.learner.due:
+                self.recommender.set_item_space(self.learner.train())
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
@@ -444,7 +454,7 @@ class ContentOnly(FullSystem):
     def __init__(self, dim: int, half_life_s: float = 365 * 86400.0, *, exclude_seen: bool = True,
                  max_seen: int = 100_000):
         config = RecommenderConfig(half_lives_s=(half_life_s,), half_life_weights=(1.0,), sources=("content",),
-                                   fill_with_popular=False, exclude_seen=exclude_seen, max_seen=max_seen,
+                                   fill_with_popular=False, exclude_seen=exclude_seen, max_seen=max_seen, learned_dim=0,
                                    explore_slots=0)
         ranker = OnlineRanker([f.name for f in features_for(config)], prior={"cos_h0": 1.0})
         super().__init__(Recommender(config, dim, ranker=ranker), learn_ranker=False)
