@@ -14,7 +14,7 @@ by their own settings and are not what this checks.
 At every checkpoint it prints the worker's resident memory (RSS), Redis's
 ``used_memory``, the users stored and the size of every in-process structure
 that grows with traffic (items indexed, popularity slots, co-visitation and
-bundle rows and pairs, scenes), with malloc's in-use and free memory and
+bundle rows and pairs, popularity segments), with malloc's in-use and free memory and
 Python's allocated blocks to tell live growth from fragmentation. At the end it checks that every event was
 applied exactly once (the sum of the users' event counts equals the events
 sent) and answered, and plots memory over events to ``--out``/soak.png.
@@ -89,7 +89,7 @@ def sizes(processor: StreamProcessor, r: redis.Redis, prefix: str) -> dict:
         "covisit_rows": len(rec.covisit),
         "covisit_pairs": rec.covisit.pairs(),
         "bundle_pairs": rec.bundles.pairs(),
-        "scenes": len(rec.scene_popularity),
+        "segments": len(rec.segment_popularity),
         "pairs_redis_mb": processor.store.pair_memory_bytes() / 2**20,
     }
 
@@ -163,7 +163,7 @@ def main(argv=None) -> int:
     loop.close()
 
     print("| events | events/s | worker RSS MB | malloc in use / free MB | Python blocks | Redis used MB "
-          "| users in Redis | items | popularity slots | co-visitation rows / pairs | bundle pairs | scenes "
+          "| users in Redis | items | popularity slots | co-visitation rows / pairs | bundle pairs | segments "
           "| item-item rows in Redis MB | per 1,000 items KB |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for row in rows:
@@ -172,7 +172,7 @@ def main(argv=None) -> int:
               f"| {row['malloc_in_use_mb']:,.0f} / {row['malloc_free_mb']:,.0f} | {row['python_blocks']:,} "
               f"| {row['redis_mb']:,.0f} | {row['users']:,} "
               f"| {row['items']:,} | {row['popularity_slots']:,} | {row['covisit_rows']:,} / {row['covisit_pairs']:,} "
-              f"| {row['bundle_pairs']:,} | {row['scenes']} | {row['pairs_redis_mb']:,.1f} "
+              f"| {row['bundle_pairs']:,} | {row['segments']} | {row['pairs_redis_mb']:,.1f} "
               f"| {1024 * 1000 * row['pairs_redis_mb'] / max(row['items'], 1):,.0f} |")
     first, last = rows[1] if len(rows) > 2 else rows[0], rows[-1]
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -7,8 +7,11 @@ contributed most to its score, so a feature's group is part of its
 declaration, not an array to keep parallel by hand.
 
 >>> from model.config import RecommenderConfig
->>> [f.name for f in features_for(RecommenderConfig(half_lives_s=(60.0,), half_life_weights=(1.0,)))]
-['cos_h0', 'cos_last', 'cos_scene', 'covisit', 'bundle', 'popularity', 'scene_popularity', 'item_age', 'learned']
+>>> names = [f.name for f in features_for(RecommenderConfig(half_lives_s=(60.0,), half_life_weights=(1.0,)))]
+>>> names[:5]
+['cos_h0', 'cos_last', 'cos_scene', 'covisit', 'bundle']
+>>> names[5:]
+['popularity', 'scene_popularity', 'stage_popularity', 'item_age', 'learned']
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ def features_for(config: RecommenderConfig) -> list[Feature]:
         Feature("bundle", "bundle", 1.0),      # log1p of decayed co-purchase
         Feature("popularity", "popular", 0.3),
         Feature("scene_popularity", "popular", 0.1),
+        Feature("stage_popularity", "popular", 0.1),  # among users with as many events behind them
         Feature("item_age", "new", 0.0),       # log1p of days since the stream first saw the item
         # q_j · c_u + b_j in the learned space (model/representations.py): what people take next
         *([Feature("learned", "learned", LEARNED_PRIOR)] if config.learned_dim else []),

@@ -8,8 +8,8 @@ ranker's feedback (a trainer agent, or the replay itself).
 of the user's interest vectors (content), decayed co-visitation from the
 user's last items, counted and normalised as item-kNN does ("people who took X
 also took Y"), decayed co-purchase
-("often bought with X"), and decayed popularity overall and in the scene
-(trending) — computes features for every candidate at once, among them the
+("often bought with X"), and decayed popularity overall, in the scene and
+among users at the same stage (trending) — computes features for every candidate at once, among them the
 score of the item space learned from what users take next
 (:mod:`model.representations`, a trainer's snapshot), and ranks them
 with an online logistic regression (:class:`model.ranker.OnlineRanker`). Each
@@ -42,6 +42,7 @@ Examples
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import random
 import zlib
@@ -90,8 +91,8 @@ class Observation:
     popularity: tuple[str, float] | None = None
     #: The event's increments to the shared co-visitation and co-purchase counts.
     pairs: list[PairCount] = dataclasses.field(default_factory=list)
-    #: The scene whose popularity ``popularity`` also adds to (None: not counted).
-    scene: str | None = None
+    #: The segments whose popularity ``popularity`` also adds to (its scene, its user's stage).
+    segments: list[str] = dataclasses.field(default_factory=list)
     #: ``(the user's recent items, the latest first; the item taken)``: an example for the
     #: learned representations (None: not counted, or no context yet).
     sequence: tuple[list[str], str] | None = None
@@ -116,7 +117,9 @@ class Recommender:
         self.dim = dim
         self.index = ItemIndex(dim, config.ann_min_items, config.ann_nprobe)
         self.popularity = DecayedPopularity(config.popularity_half_life_s)
-        self.scene_popularity: dict[str, DecayedPopularity] = {}
+        #: Decayed popularity within segments of the traffic: per scene (``scene:home``) and per
+        #: user stage (``stage:8``: what users with 8 to 10 events behind them take).
+        self.segment_popularity: dict[str, DecayedPopularity] = {}
         self.covisit = Cooccurrence(config.covisit_half_life_s, config.max_neighbours)
         self.bundles = Cooccurrence(config.bundle_half_life_s, config.max_neighbours)
         declared = features_for(config)
@@ -196,7 +199,7 @@ class Recommender:
             self._not_new(item_id)
             self.covisit.remove(row)
             self.bundles.remove(row)
-            for pop in (self.popularity, *self.scene_popularity.values()):
+            for pop in (self.popularity, *self.segment_popularity.values()):
                 pop.unbind(row)
         return removed
 
@@ -250,19 +253,20 @@ class Recommender:
             state.interests.add(vector, weight, event.ts)
             self._scene_vector(state, event.scene).add(vector, weight, event.ts)
         self.fold_pending(state)
-        popularity, pairs, scene, sequence = None, [], None, None
+        popularity, pairs, segments, sequence = None, [], [], None
         if self.contributes(state, event):
             popularity = (event.item_id, self.popularity.log_increment(weight, event.ts))
             pairs = self._pairs_of(state, event, weight)
-            scene = self._scene_key(event.scene)
+            segments = [self._scene_segment(event.scene), stage_segment(state.n_events)]
             if self.item_space is not None and state.recent:
                 sequence = ([item for item, _ in reversed(state.recent)][: self.config.learned_window], event.item_id)
             if count:
                 self.add_pairs(pairs)
                 self.popularity.observe(event.item_id, weight, event.ts)
-                scene_pop = self._scene_popularity(scene)
-                scene_pop.observe(event.item_id, weight, event.ts)
-                scene_pop.bind(event.item_id, self.index.rows[event.item_id])
+                for segment in segments:
+                    pop = self._segment_popularity(segment)
+                    pop.observe(event.item_id, weight, event.ts)
+                    pop.bind(event.item_id, self.index.rows[event.item_id])
                 if event.item_id in self.new_items and not self.is_new(event.item_id):
                     self._not_new(event.item_id)
         if state.mark_seen(event.item_id, event.ts, event.type, self.config.max_seen):
@@ -270,7 +274,7 @@ class Recommender:
         elif state.seen_rows is not None and event.item_id in self.index:
             state.seen_rows[1].add(self.index.rows[event.item_id])
         state.n_events += 1
-        return Observation(feedback, popularity, pairs, scene, sequence)
+        return Observation(feedback, popularity, pairs, segments, sequence)
 
     def learn(self, feedback: Feedback | None) -> None:
         """Update the ranker from labelled impressions (what the trainer does with the feedback topic)."""
@@ -385,21 +389,25 @@ class Recommender:
             vector = state.scenes[scene] = InterestVector(self.dim, self.config.half_lives_s[-1:])
         return vector
 
-    def _scene_key(self, scene: str) -> str:
-        """Where the scene's popularity is counted: its own, or ``other`` once there are many."""
-        if scene in self.scene_popularity or len(self.scene_popularity) < 4 * self.config.max_scenes:
-            return scene
-        return "other"  # scenes are a small vocabulary; a flood of new ones is junk
+    def _scene_segment(self, scene: str) -> str:
+        """Where the scene's popularity is counted: its own, or ``scene:other`` once there are many."""
+        segment = f"scene:{scene}"
+        bound = 4 * self.config.max_scenes + len(STAGES)
+        if segment in self.segment_popularity or len(self.segment_popularity) < bound:
+            return segment
+        return "scene:other"  # scenes are a small vocabulary; a flood of new ones is junk
 
-    def _scene_popularity(self, scene: str) -> DecayedPopularity:
-        return self.scene_popularity.setdefault(self._scene_key(scene),
-                                                DecayedPopularity(self.config.popularity_half_life_s))
+    def _segment_popularity(self, segment: str) -> DecayedPopularity:
+        pop = self.segment_popularity.get(segment)
+        if pop is None:
+            pop = self.segment_popularity[segment] = DecayedPopularity(self.config.popularity_half_life_s)
+        return pop
 
-    def set_popularity(self, log_scores: list[tuple[str, float]], scene: str | None = None) -> None:
-        """Overwrite popularity (overall, or in ``scene``) with sums read from the store every worker adds to."""
-        pop = self.popularity if scene is None else self._scene_popularity(scene)
+    def set_popularity(self, log_scores: list[tuple[str, float]], segment: str | None = None) -> None:
+        """Overwrite popularity (overall, or in ``segment``) with sums read from the store every worker adds to."""
+        pop = self.popularity if segment is None else self._segment_popularity(segment)
         pop.set_log(log_scores)
-        if scene is not None:
+        if segment is not None:
             rows = self.index.rows
             for item_id, _ in log_scores:
                 if item_id in rows:
@@ -469,7 +477,8 @@ class Recommender:
         excluded = np.sort(np.concatenate(excluded)) if excluded else np.zeros(0, dtype=np.int64)
         context = (np.stack([self._context(r.state) for r in requests]) if self.item_space is not None
                    else None)
-        return Batch(requests, now, scenes, directions, k, explores, excluded, context)
+        segments = [[f"scene:{scene}" for scene in scenes], [stage_segment(r.state.n_events) for r in requests]]
+        return Batch(requests, now, scenes, directions, k, explores, excluded, context, segments)
 
     def _candidates(self, batch: Batch) -> tuple[Candidates, dict[str, PairScores]]:
         """Every source's candidates for every request, excluded items left out."""
@@ -590,14 +599,15 @@ class Recommender:
         return owners[keep][best], rows[keep][best]
 
     def _popular(self, batch: Batch, n: int) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Trending overall and in each request's scene: one ranking per scene for the whole batch."""
+        """Trending overall and in each request's segments: one ranking per segment for the whole batch."""
         out = []
         longest = max((len(r.state.seen) for r in batch.requests), default=0) if self.config.exclude_seen else 0
         rankings = [(self.popularity, np.arange(len(batch.requests)))]
-        for scene in sorted(set(batch.scenes)):
-            if scene in self.scene_popularity:
-                rankings.append((self.scene_popularity[scene],
-                                 np.array([b for b, s in enumerate(batch.scenes) if s == scene])))
+        for of_requests in batch.segments:
+            for segment in sorted(set(of_requests)):
+                if segment in self.segment_popularity:
+                    rankings.append((self.segment_popularity[segment],
+                                     np.array([b for b, s in enumerate(of_requests) if s == segment])))
         for pop, owners in rankings:
             ids = self._ranking(pop, n + min(longest, 4 * n))
             rows = np.array([r for r in map(self.index.rows.get, ids) if r is not None], dtype=np.int64)
@@ -672,16 +682,17 @@ class Recommender:
         bundle, _ = pairs["bundle"].lookup(keys)
         now = batch.now[owners]
         popularity = self.popularity.scores_at(rows, now)
-        scene_pop = np.zeros(len(rows))
-        for scene in set(batch.scenes):
-            pop = self.scene_popularity.get(scene)
-            if pop is not None:
-                mine = np.array([batch.scenes[b] == scene for b in range(len(batch.requests))])[owners]
-                scene_pop[mine] = pop.scores_at(rows[mine], now[mine])
+        in_segment = [np.zeros(len(rows)) for _ in batch.segments]  # in the scene, in the user's stage
+        for scores, of_requests in zip(in_segment, batch.segments):
+            for segment in set(of_requests):
+                pop = self.segment_popularity.get(segment)
+                if pop is not None:
+                    mine = np.array([s == segment for s in of_requests])[owners]
+                    scores[mine] = pop.scores_at(rows[mine], now[mine])
         first = self.popularity.first_seen_at(rows)
         age_days = np.where(np.isfinite(first), np.maximum(now - first, 0.0) / 86400.0, 0.0)
         columns = [cos, np.log1p(COVISIT_SCALE * covisit), np.log1p(bundle), np.log1p(popularity),
-                   np.log1p(scene_pop), np.log1p(age_days)]
+                   *(np.log1p(scores) for scores in in_segment), np.log1p(age_days)]
         if batch.context is not None:
             columns.append(np.einsum("nd,nd->n", self._learned_q[rows], batch.context[owners]) + self._learned_b[rows])
         return np.column_stack(columns)
@@ -832,6 +843,8 @@ class Batch:
     excluded: np.ndarray
     #: (requests, learned dim): each user's context in the learned space (None: representations off).
     context: np.ndarray | None = None
+    #: Each request's popularity segments: its scene's (``scene:home``...), then its user's stage's.
+    segments: list[list[str]] = dataclasses.field(default_factory=list)
 
 
 def waves(user_ids: list[str]) -> list[list[int]]:
@@ -852,6 +865,20 @@ def waves(user_ids: list[str]) -> list[list[int]]:
             out.append([])
         out[wave].append(n)
     return out
+
+
+#: Lower bounds of the user-stage buckets (events behind the user), about √2 apart: a stage is a
+#: position in a user's life, which means the same in any shop's log (unlike a span of time).
+STAGES = (0, 1, 2, 3, 4, 6, 8, 11, 16, 23, 32, 45, 64, 90, 128, 181, 256, 362, 512)
+
+
+def stage_segment(n_events: int) -> str:
+    """The popularity segment of users with ``n_events`` events behind them.
+
+    >>> stage_segment(0), stage_segment(9), stage_segment(10_000)
+    ('stage:0', 'stage:8', 'stage:512')
+    """
+    return f"stage:{STAGES[bisect.bisect_right(STAGES, n_events) - 1]}"
 
 
 def _no_rows(dim: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -166,9 +166,9 @@ class StreamProcessor:
         added = self._sync_items()
         rec = self.recommender
         rec.set_popularity(self.store.top_popularity(POPULARITY_SYNC_TOP))
-        scenes = self.store.top_scene_popularity(list(rec.scene_popularity), POPULARITY_SYNC_TOP)
-        for scene, log_scores in scenes.items():
-            rec.set_popularity(log_scores, scene)
+        segments = self.store.top_segment_popularity(list(rec.segment_popularity), POPULARITY_SYNC_TOP)
+        for segment, log_scores in segments.items():
+            rec.set_popularity(log_scores, segment)
         self._sync_counts()
         snapshot = self.store.load_snapshot(newer_than=self.model_version)
         if snapshot is not None:
@@ -295,7 +295,7 @@ class StreamProcessor:
                                for item in (event.item_id, *rec.seed_items(states[event.user_id])))
         popularity: dict[str, float] = {}
         counts: Counter[str] = Counter()
-        scene_popularity: dict[str, dict[str, float]] = {}
+        segment_popularity: dict[str, dict[str, float]] = {}
         pairs: list[PairCount] = []
         results: dict[int, tuple[Event, Message, list]] = {}  # by position in the batch: answers go out in order
         outcomes: Counter = Counter()
@@ -335,8 +335,9 @@ class StreamProcessor:
                     item_id, increment = observation.popularity
                     popularity[item_id] = float(np.logaddexp2(popularity.get(item_id, -np.inf), increment))
                     counts[item_id] += 1
-                    in_scene = scene_popularity.setdefault(observation.scene, {})
-                    in_scene[item_id] = float(np.logaddexp2(in_scene.get(item_id, -np.inf), increment))
+                    for segment in observation.segments:
+                        within = segment_popularity.setdefault(segment, {})
+                        within[item_id] = float(np.logaddexp2(within.get(item_id, -np.inf), increment))
                 if self.pairs is not None:  # otherwise the counts stay this worker's own
                     pairs += observation.pairs
                 requests.append(Request(state, event.ts, event.scene))
@@ -344,7 +345,8 @@ class StreamProcessor:
             for n, items in zip(answered, rec.recommend_many(requests)):
                 results[n] = (*events[n], items)
         # One MULTI/EXEC: all of the batch or none, so the increments are counted once, like the states.
-        self.store.save_users(states.values(), popularity, pairs, rec.config.max_neighbours, scene_popularity, counts)
+        self.store.save_users(states.values(), popularity, pairs, rec.config.max_neighbours, segment_popularity,
+                              counts)
         metrics.pair_increments(len(pairs))
         for (kind, outcome), n in outcomes.items():
             metrics.events_processed(kind, outcome, n)

@@ -11,7 +11,8 @@ Keys (all under ``Settings.redis_prefix``):
 - ``pop`` — sorted set: item id → log2 forward-decayed popularity (see
   :mod:`model.popularity`), log-added atomically by a Lua script so that any number
   of workers can add to it.
-- ``pop:scene:{scene}`` — the same per scene (expires after ``user_ttl_s`` unused).
+- ``pop:scene:{scene}``, ``pop:stage:{n}`` — the same per segment of the traffic: per scene, per
+  user stage (expires after ``user_ttl_s`` unused).
 - ``pop:count`` — hash: item id → interactions counted, undecayed (``HINCRBY``): how
   much evidence an item has, as every worker counted it (co-visitation's item-kNN
   normalisation divides by it; a restarted worker reads it back).
@@ -144,7 +145,7 @@ class RedisStore:
     @round_trip
     def save_users(self, states: Iterable[UserState], popularity: Mapping[str, float] | None = None,
                    pairs: Sequence[PairCount] = (), max_neighbours: int = 100,
-                   scene_popularity: Mapping[str, Mapping[str, float]] | None = None,
+                   segment_popularity: Mapping[str, Mapping[str, float]] | None = None,
                    counts: Mapping[str, int] | None = None) -> None:
         """Write user states and the batch's popularity, counts and pair increments in one MULTI/EXEC.
 
@@ -160,8 +161,8 @@ class RedisStore:
                 pipe.expire(key, self.user_ttl_s)
         if popularity:
             self._add_popularity(popularity, pipe)
-        for scene, increments in (scene_popularity or {}).items():
-            self._add_popularity(increments, pipe, scene)
+        for segment, increments in (segment_popularity or {}).items():
+            self._add_popularity(increments, pipe, segment)
         for item, n in (counts or {}).items():
             pipe.hincrby(self.key("pop", "count"), item, n)
         if pairs:
@@ -292,14 +293,15 @@ class RedisStore:
         return self.redis.get(self.key(name, "snapshot"))
 
     # --- popularity
-    def _popularity_key(self, scene: str | None) -> str:
-        return self.key("pop") if scene is None else self.key("pop", "scene", scene)
+    def _popularity_key(self, segment: str | None) -> str:
+        """``pop``, or ``pop:scene:home``, ``pop:stage:8``... for a segment (``scene:home``...)."""
+        return self.key("pop") if segment is None else self.key("pop", segment)
 
-    def _add_popularity(self, log_increments: Mapping[str, float], client, scene: str | None = None) -> None:
+    def _add_popularity(self, log_increments: Mapping[str, float], client, segment: str | None = None) -> None:
         args = [x for item, v in log_increments.items() for x in (item, repr(float(v)))]
-        key = self._popularity_key(scene)
+        key = self._popularity_key(segment)
         self._log_add(keys=[key], args=[0, *args], client=client)
-        if scene is not None and self.user_ttl_s:
+        if segment is not None and self.user_ttl_s:
             client.expire(key, self.user_ttl_s)  # a scene nobody uses any more (or junk) goes in time
 
     # --- item-item counts
@@ -346,9 +348,9 @@ class RedisStore:
         return [(item, int(v)) for item, v in zip(item_ids, values) if v is not None]
 
     @round_trip
-    def top_scene_popularity(self, scenes: Sequence[str], n: int) -> dict[str, list[tuple[str, float]]]:
-        """The ``n`` most popular items in each of ``scenes``, in one round trip."""
+    def top_segment_popularity(self, segments: Sequence[str], n: int) -> dict[str, list[tuple[str, float]]]:
+        """The ``n`` most popular items in each of ``segments`` (``scene:home``...), in one round trip."""
         pipe = self.redis.pipeline(transaction=False)
-        for scene in scenes:
-            pipe.zrevrange(self._popularity_key(scene), 0, n - 1, withscores=True)
-        return {scene: [(m.decode(), s) for m, s in rows] for scene, rows in zip(scenes, pipe.execute())}
+        for segment in segments:
+            pipe.zrevrange(self._popularity_key(segment), 0, n - 1, withscores=True)
+        return {segment: [(m.decode(), s) for m, s in rows] for segment, rows in zip(segments, pipe.execute())}

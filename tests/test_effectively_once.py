@@ -178,7 +178,7 @@ def test_a_batch_retried_after_a_failed_write_counts_once_in_memory(processor, m
     assert ours.covisit.as_dict() == theirs.covisit.as_dict() and ours.covisit.rows
     assert ours.bundles.as_dict() == theirs.bundles.as_dict()
     assert np.array_equal(ours.popularity.log_scores, theirs.popularity.log_scores)
-    assert {s: p.log_scores.tolist() for s, p in ours.scene_popularity.items()} == \
-        {s: p.log_scores.tolist() for s, p in theirs.scene_popularity.items()}
+    assert {s: p.log_scores.tolist() for s, p in ours.segment_popularity.items()} == \
+        {s: p.log_scores.tolist() for s, p in theirs.segment_popularity.items()}
     assert sum(int(n) for n, _, _ in state_digest(proc)["users"].values()) == len(log)
     clean.close()

@@ -72,6 +72,31 @@ def test_cold_user_gets_trending_items(rec):
     assert {category(r.item_id) for r in recs} == {"c3"} and recs[0].reason == "trending now"
 
 
+def test_what_newcomers_take_is_a_source_and_a_feature_for_newcomers(rec):
+    """Stage popularity: the items users take at their first events are a segment of their own."""
+    t = T0
+    for n in range(6):  # newcomers start with c1-0, then go on to c2
+        user = rec.new_state(f"new{n}")
+        for item in ("c1-0", *(f"c2-{j}" for j in range(3))):
+            t += 60
+            rec.observe(user, Event(f"e{t}", user.user_id, item, "click", t, "home"))
+    for n in range(4):  # regulars buy c3-0: the most popular overall, never anyone's first item
+        user = rec.new_state(f"regular{n}")
+        t = feed(rec, user, "c0", 1, t)
+        t += 60
+        rec.observe(user, Event(f"e{t}", user.user_id, "c3-0", "purchase", t, "home"))
+    assert rec.segment_popularity["stage:0"].top_ids(1) == ["c1-0"]
+    assert rec.popularity.top_ids(1) == ["c3-0"]
+    newcomer = rec.new_state("newcomer")
+    rec.recommend(newcomer, k=3, now=t + 60)
+    shown = newcomer.shown
+    assert shown is not None
+    stage = rec.features.index("stage_popularity")
+    assert {"c1-0", "c3-0"} <= set(shown.pool)  # each proposed by its own popularity
+    assert rec.features_of(newcomer, "c1-0", t + 60, "home")[stage] > 0
+    assert rec.features_of(newcomer, "c3-0", t + 60, "home")[stage] == 0
+
+
 def test_unknown_item_is_held_then_folded_in_exactly(rec):
     direct, held = rec.new_state("a"), rec.new_state("b")
     vector = rec.index.vector("c0-0").copy()

@@ -149,7 +149,7 @@ def test_after_a_sigkill_the_restarted_worker_keeps_the_co_visitation_reasons(st
         stop_worker(worker)
 
 
-def test_popularity_in_a_scene_is_shared_too(make_settings):
+def test_popularity_in_a_scene_and_in_a_user_stage_is_shared_too(make_settings):
     settings = make_settings()
     here, there = processor(settings), processor(settings)
     try:
@@ -163,8 +163,10 @@ def test_popularity_in_a_scene_is_shared_too(make_settings):
         probe = dict(click("probe", other, t + 20, 0), scene="search")
         asyncio.run(there.handle_events([Message(b"probe", orjson.dumps(probe), partition=1, offset=0)]))
         asyncio.run(there.sync())
-        search = there.recommender.scene_popularity["search"]
+        search = there.recommender.segment_popularity["scene:search"]
         assert search.score(hit, t + 30) > search.score(other, t + 30) > 0
+        first_events = there.recommender.segment_popularity["stage:0"]  # every fan's first event, counted here
+        assert first_events.score(hit, t + 30) > first_events.score(other, t + 30) > 0
         assert there.recommender.popularity.score(hit, t + 30) > 0
     finally:
         here.close()
