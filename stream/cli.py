@@ -218,6 +218,9 @@ def _replay_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=1,
                         help="with --via-kafka: partitions and worker processes, users hashed over them as "
                              "deployed (default 1; STREAMREC_SHARED_PAIRS=0 keeps each worker's pairs its own)")
+    parser.add_argument("--trainer", action="store_true",
+                        help="with --via-kafka: run a trainer too, as deployed (the ranker and the item space "
+                             "learn and the workers hot-swap them; figures then depend on timing)")
 
 
 def _replay(args: argparse.Namespace) -> int:
@@ -228,6 +231,10 @@ def _replay(args: argparse.Namespace) -> int:
     unknown = [s for s in systems if s not in replay.SYSTEMS]
     if unknown or not systems:
         raise UsageError(f"unknown systems {unknown}; choose from {','.join(replay.SYSTEMS)}")
+    if args.workers != 1 and not args.via_kafka:
+        raise UsageError("--workers goes with --via-kafka (the in-process replay is one worker)")
+    if args.trainer and not args.via_kafka:
+        raise UsageError("--trainer goes with --via-kafka (the in-process replay learns in process already)")
     t = time.perf_counter()
     dataset = load_movielens(args.movielens, rating_types=RatingTypes()) if args.movielens \
         else load_jsonl(args.events_jsonl, args.items_jsonl)
@@ -241,8 +248,6 @@ def _replay(args: argparse.Namespace) -> int:
     if not dataset.events:
         raise UserError(f"no events to replay in {args.movielens or args.events_jsonl}")
     score_types = [s.strip() for s in args.score_types.split(",")] if args.score_types else None
-    if args.workers != 1 and not args.via_kafka:
-        raise UsageError("--workers goes with --via-kafka (the in-process replay is one worker)")
     if args.via_kafka:
         return _run_via_kafka(args, dataset, score_types, load_s)
     result = replay.replay(dataset, systems=systems, k=args.k, limit=args.limit, warmup=args.warmup,
@@ -270,12 +275,13 @@ def _run_via_kafka(args: argparse.Namespace, dataset: Dataset, score_types: list
     if args.systems != ",".join(replay.SYSTEMS) and args.systems.strip() != "full":
         print("--via-kafka replays the full system only; ignoring --systems", file=sys.stderr)
     result = kafka_replay.replay(dataset, k=args.k, limit=args.limit, warmup=args.warmup, score_types=score_types,
-                                 window=args.window, out=args.out, timings={"load_s": load_s}, workers=args.workers)
+                                 window=args.window, out=args.out, timings={"load_s": load_s}, workers=args.workers,
+                                 trainer=args.trainer)
     protocol = result["protocol"]
     kafka = result["kafka"]
     shared = "shared" if result["settings"]["shared_pairs"] else "each worker's own"
     print(f"\nvia Kafka (local stack, {args.workers} partition(s), {args.workers} worker(s), item-item counts "
-          f"{shared}, no trainer), as served, k={protocol['k']}: "
+          f"{shared}, {'a trainer' if args.trainer else 'no trainer'}), as served, k={protocol['k']}: "
           f"{protocol['replayed_events']:,} events replayed, {protocol['scored_events']:,} scored "
           f"(warm-up {protocol['warmup_events']:,}; users' first events not scored), "
           f"{kafka['recommendations']:,} recommendations, {kafka['dead_lettered']:,} dead-lettered, "

@@ -8,7 +8,10 @@ list sent after their event ``n``. Both runs here score that "as served" list:
   broker/redis), one partition and one worker process (or ``workers`` of each:
   users hashed over the partitions exactly as deployed, each worker owning its
   users and sharing the item-item counts through Redis), no trainer (so the
-  ranker keeps its prior weights; with one worker the run is deterministic).
+  ranker keeps its prior weights; with one worker the run is deterministic),
+  or with ``trainer`` one trainer process as deployed: the ranker and the item
+  space learn from the feedback topic and the workers hot-swap them, so the
+  figures then depend on how the processes' timing falls.
   The items are published and encoded first, then the events in the file's
   order; every recommendation is collected from the ``recommendations`` topic
   and matched to its event by id.
@@ -139,7 +142,8 @@ def replay_served_in_process(dataset: Dataset, settings: Settings, *, k: int, ve
 
 def replay_via_kafka(dataset: Dataset, settings: Settings | None = None, *, k: int = 10,
                      limit: int | None = None, workdir: str | Path | None = None,
-                     timeout_s: float = 120.0, progress: bool = False, workers: int = 1) -> Served:
+                     timeout_s: float = 120.0, progress: bool = False, workers: int = 1,
+                     trainer: bool = False) -> Served:
     """Publish the items, then the events, to a pipeline of ``workers`` partitions and workers; collect the lists.
 
     With ``settings`` None a :class:`~stream.stack.LocalStack` is started in
@@ -152,16 +156,16 @@ def replay_via_kafka(dataset: Dataset, settings: Settings | None = None, *, k: i
     workdir.mkdir(parents=True, exist_ok=True)
     if settings is not None:
         return _run_pipeline(dataset, worker_settings(settings, k, workers), limit, workdir, timeout_s, progress,
-                             workers)
+                             workers, trainer)
     with LocalStack(workdir / "stack") as stack:
         local = dataclasses.replace(Settings.from_env(), broker=stack.broker, redis_url=stack.redis_url,
                                     data_dir=str(workdir / "worker"))
         return _run_pipeline(dataset, worker_settings(local, k, workers), limit, workdir, timeout_s, progress,
-                             workers)
+                             workers, trainer)
 
 
 def _run_pipeline(dataset: Dataset, settings: Settings, limit: int | None, workdir: Path, timeout_s: float,
-                  progress: bool, workers: int = 1) -> Served:
+                  progress: bool, workers: int = 1, trainer: bool = False) -> Served:
     from kafka import KafkaProducer
     from tqdm import tqdm
 
@@ -173,8 +177,10 @@ def _run_pipeline(dataset: Dataset, settings: Settings, limit: int | None, workd
     log_path = workdir / "worker.log"
     timings: dict[str, float] = {}
     t = time.perf_counter()
-    # No trainer: the ranker keeps its prior weights.
+    # No trainer: the ranker keeps its prior weights (and the item space its version 0).
     processes = [start_worker(settings, log_path) for _ in range(workers)]
+    if trainer:
+        processes.append(start_worker(settings, workdir / "trainer.log", command="trainer"))
     worker = processes[0]
     producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, batch_size=settings.producer_batch_bytes)
     answers = Collector(bootstrap, settings.recommendations_topic)
@@ -277,7 +283,7 @@ def report_of(served: Served, *, k: int, warmup: int, score_types: Collection[st
 def replay(dataset: Dataset, *, k: int = 10, limit: int | None = None, warmup: int = 0,
            score_types: Sequence[str] | None = None, window: int = 2000, settings: Settings | None = None,
            out: str | Path | None = None, timings: dict[str, float] | None = None, progress: bool = True,
-           workers: int = 1) -> dict:
+           workers: int = 1, trainer: bool = False) -> dict:
     """:func:`replay_via_kafka` scored as served, as a report shaped like :func:`stream.replay.replay`'s.
 
     ``settings`` None: a local stack is started (see :func:`replay_via_kafka`).
@@ -285,7 +291,8 @@ def replay(dataset: Dataset, *, k: int = 10, limit: int | None = None, warmup: i
 
     started = time.perf_counter()
     timings = dict(timings or {})
-    served = replay_via_kafka(dataset, settings, k=k, limit=limit, progress=progress, workers=workers)
+    served = replay_via_kafka(dataset, settings, k=k, limit=limit, progress=progress, workers=workers,
+                              trainer=trainer)
     wall = time.perf_counter() - started
     timings.update(served.extra["timings"])
     catalogue = len({item.item_id for item in dataset.items} | {e.item_id for e in dataset.events})
@@ -302,6 +309,6 @@ def replay(dataset: Dataset, *, k: int = 10, limit: int | None = None, warmup: i
     result["dataset"] = dataset.summary()
     shared = settings.shared_pairs if settings is not None else Settings.from_env().shared_pairs
     result["settings"] = {"systems": [NAME], "exclude_seen": True, "partitions": workers, "workers": workers,
-                          "shared_pairs": shared, "trainer": False, "top_k": k}
+                          "shared_pairs": shared, "trainer": trainer, "top_k": k}
     return finish(report, result, timings, started, out,
                   title=f"{dataset.name} via Kafka, {workers} worker{'s' * (workers > 1)}")

@@ -96,6 +96,8 @@ def test_a_port_that_is_not_kafka_or_not_redis_is_named(stack, tmp_path):
 @pytest.mark.parametrize("args, says", [
     (["replay", "--movielens", "/no/such/folder"], "holds no MovieLens ratings and movies files"),
     (["replay", "--movielens", ".", "--systems", "nope"], "unknown systems ['nope']"),
+    (["replay", "--movielens", ".", "--trainer"], "--trainer goes with --via-kafka"),
+    (["replay", "--movielens", ".", "--workers", "4"], "--workers goes with --via-kafka"),
 ])
 def test_replay_errors_are_one_line(tmp_path, args, says):
     code, out, _ = streamrec(*args, tmp_path=tmp_path)
