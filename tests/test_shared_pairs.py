@@ -14,6 +14,7 @@ import pytest
 from model.datasets.synthetic import make_catalog
 from stream.codec import Message
 from stream.harness import Collector, produce, start_worker, stop_worker, wait_for, wait_for_catalogue
+from stream.learning import Trainer
 from stream.pairs import SharedPairs
 from stream.processor import StreamProcessor
 from stream.store import RedisStore
@@ -212,3 +213,35 @@ def test_a_batch_fetches_a_bounded_number_of_rows_the_stalest_first(make_setting
         assert pairs.fetched_at[ids[0]] == 3.0  # then the stalest: the first four, fetched at 1.0
     finally:
         proc.close()
+
+
+def test_the_item_space_reaches_every_worker_and_survives_a_trainer_restart(make_settings):
+    """Workers' next-item examples → the trainer's item space in Redis → a worker's sync serves that version."""
+    settings = make_settings(learned_interval=10)
+    store = RedisStore(settings.redis_url, settings.redis_prefix)
+    worker = processor(settings)
+    try:
+        catalog = make_catalog(n_categories=2, items_per_category=4)
+        index_catalog(worker, catalog)
+        ids = [i["item_id"] for i in catalog]
+        t = time.time() - 3600
+        log = [click(f"walker{u}", ids[(u + n) % len(ids)], t + 60 * n, n) for u in range(4) for n in range(5)]
+        out = asyncio.run(worker.handle_events(messages(log)))
+        feedback = [Message(f.key, f.value) for f in out.feedback]
+        examples = [orjson.loads(f.value) for f in feedback if b'"context"' in f.value]
+        assert len(examples) == 4 * 4  # every event after a user's first has a context
+        trainer = Trainer(settings, store)
+        assert trainer.learn(feedback) == []
+        assert trainer.learner is not None and trainer.learner.version == 1  # one round: 16 examples, every 10
+        trainer.snapshot()
+        asyncio.run(worker.sync())
+        served = worker.recommender.item_space
+        assert served is not None and served.version == 1
+        restarted = Trainer(settings, store)  # a new trainer (or this one after a crash) continues from Redis
+        restarted.learn(feedback[:1])
+        assert restarted.learner is not None and restarted.learner.version == 1
+        vectors = worker.recommender.index.matrix[[worker.recommender.index.rows[i] for i in ids]]
+        for ours, theirs in zip(served.embed(ids, vectors), restarted.learner.snapshot().embed(ids, vectors)):
+            np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
+    finally:
+        worker.close()
