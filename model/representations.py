@@ -40,6 +40,7 @@ True
 from __future__ import annotations
 
 import dataclasses
+import functools
 import io
 from collections import deque
 from collections.abc import Sequence
@@ -85,11 +86,16 @@ class ItemSpace:
     def dim(self) -> int:
         return self.adapter_in.shape[1]
 
+    @functools.cached_property
+    def slots(self) -> dict[str, int]:
+        """Where each learned item's residuals are (built once: a snapshot does not change)."""
+        return {item: n for n, item in enumerate(self.ids)}
+
     def embed(self, ids: Sequence[str], text: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(p, q, b)`` of items with text vectors ``text`` (unit rows): residuals added where learned."""
         p, q = text @ self.adapter_in, text @ self.adapter_out
         b = np.zeros(len(ids), dtype=np.float32)
-        slot = {item: n for n, item in enumerate(self.ids)}
+        slot = self.slots
         mine = [(n, slot[item]) for n, item in enumerate(ids) if item in slot]
         if mine:
             at, learned = map(list, zip(*mine))
@@ -192,7 +198,7 @@ class RepresentationLearner:
                 self.live[self.slots[item]] = False
 
     def _restore(self, ids: list[str]) -> None:
-        start = {item: n for n, item in enumerate(self._start.ids)}
+        start = self._start.slots
         pairs = [(self.slots[i], start[i]) for i in ids if i in start]
         if pairs:
             mine, theirs = (torch.tensor(x, device=self.device) for x in zip(*pairs))

@@ -34,7 +34,7 @@ import base64
 import dataclasses
 import hashlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Generic, NamedTuple, TypeVar
 
 import numpy as np
@@ -263,7 +263,7 @@ def decode_feedback(payload: bytes | None, n_features: int, max_bytes: int | Non
     return FeedbackRecord(X, y, _sequence(body))
 
 
-def _sequence(body: dict) -> tuple[list[str], str] | None:
+def _sequence(body: Mapping[str, Any]) -> tuple[list[str], str] | None:
     context, item = body.get("context"), body.get("item_id")
     if context is None and item is None:
         return None
@@ -275,4 +275,4 @@ def _sequence(body: dict) -> tuple[list[str], str] | None:
             and is_id(item)):
         raise InvalidInput("bad_feedback", detail=f"context is a list of at most {MAX_CONTEXT_ITEMS} item ids "
                                                   "and item_id an item id, both or neither")
-    return context, item
+    return context, str(item)

@@ -39,16 +39,26 @@ def planted(n: int = 30) -> tuple[list[str], np.ndarray, dict[str, str]]:
     return ids, text, {ids[a]: ids[b] for a, b in zip(order, np.roll(order, 1))}
 
 
-def test_it_learns_what_users_take_next_from_examples_alone():
+def planted_learner() -> tuple[RepresentationLearner, list[str], np.ndarray, dict[str, str]]:
     ids, text, successor = planted()
     learner = RepresentationLearner(DIM, CONFIG, device="cpu")
     learner.add_items(ids, text)
+    return learner, ids, text, successor
+
+
+def one_round(learner: RepresentationLearner, successor: dict[str, str]) -> ItemSpace:
+    """Each planted pair as an example, repeated until a round is due; then the round."""
+    for _ in range(CONFIG.learned_interval // len(successor) + 1):
+        for item, after in successor.items():
+            learner.add_example([item], after)
+    return learner.train()
+
+
+def test_it_learns_what_users_take_next_from_examples_alone():
+    learner, ids, text, successor = planted_learner()
     before = next_item_accuracy(learner.snapshot(), ids, text, successor)
     for _ in range(6):
-        for _ in range(CONFIG.learned_interval // len(successor) + 1):
-            for item, after in successor.items():
-                learner.add_example([item], after)
-        space = learner.train()
+        space = one_round(learner, successor)
     assert before < 0.2
     assert next_item_accuracy(space, ids, text, successor) >= 0.9
     assert space.version == 6
@@ -65,13 +75,8 @@ def test_a_new_item_starts_from_its_words():
 
 
 def test_a_snapshot_round_trips_and_a_restarted_learner_continues_from_it():
-    ids, text, successor = planted()
-    learner = RepresentationLearner(DIM, CONFIG, device="cpu")
-    learner.add_items(ids, text)
-    for _ in range(CONFIG.learned_interval // len(successor) + 1):
-        for item, after in successor.items():
-            learner.add_example([item], after)
-    space = ItemSpace.from_bytes(learner.train().to_bytes())
+    learner, ids, text, successor = planted_learner()
+    space = ItemSpace.from_bytes(one_round(learner, successor).to_bytes())
     restarted = RepresentationLearner(DIM, CONFIG, start=space, device="cpu")
     restarted.add_items(ids[::-1], text[::-1])  # another order: residuals follow the ids, not the slots
     again = restarted.snapshot()
@@ -81,13 +86,8 @@ def test_a_snapshot_round_trips_and_a_restarted_learner_continues_from_it():
 
 
 def test_the_catalogue_can_outgrow_the_first_capacity_while_learning():
-    ids, text, successor = planted()
-    learner = RepresentationLearner(DIM, CONFIG, device="cpu")
-    learner.add_items(ids, text)
-    for _ in range(CONFIG.learned_interval // len(successor) + 1):
-        for item, after in successor.items():
-            learner.add_example([item], after)
-    learned = learner.train().embed(ids, text)
+    learner, ids, text, successor = planted_learner()
+    learned = one_round(learner, successor).embed(ids, text)
     more, more_text = catalogue(300, seed=5)
     learner.add_items([f"new{i}" for i in more], more_text)  # past 64 slots: the residuals are regrown
     kept = learner.snapshot().embed(ids, text)
