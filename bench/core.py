@@ -70,10 +70,12 @@ def item_vectors(items) -> np.ndarray:
     return vectors
 
 
-def full_system(items, vectors, *, exact: bool, learn: bool, name: str) -> FullSystem:
+def full_system(items, vectors, *, exact: bool, learn: bool, name: str, learned_space: bool = True) -> FullSystem:
     config = Settings().model
     if exact:
         config = dataclasses.replace(config, ann_min_items=10**12)
+    if not learned_space:  # what the learned item space's feature costs a worker
+        config = dataclasses.replace(config, learned_dim=0)
     system = FullSystem(Recommender(config, dim=vectors.shape[1]), learn_ranker=learn, name=name)
     system.fit_items(items, vectors)
     return system
@@ -115,13 +117,17 @@ def main(argv=None) -> int:
           f"{len(timed):,} timed events (after {len(warm):,} untimed), k={args.k}, load avg "
           f"{os.getloadavg()[0]:.2f}, {time.strftime('%Y-%m-%d %H:%M')}\n")
     rows = []
-    with tqdm(total=6, desc="systems", unit="system") as bar:
+    with tqdm(total=7, desc="systems", unit="system") as bar:
         for learn in (True, False):
             for exact, batch, label in ((True, 1, "event by event, exact"), (False, args.batch, "batched")):
                 name = f"full, {label}, {'learning' if learn else 'serving only'}"
                 rows.append(run(full_system(items, vectors, exact=exact, learn=learn, name=name), timed, warm,
                                 batch, args.k))
                 bar.update()
+        rows.append(run(full_system(items, vectors, exact=False, learn=False, learned_space=False,
+                                    name="full, batched, serving only, without the learned item space"),
+                        timed, warm, args.batch, args.k))
+        bar.update()
         for baseline in (DecayedPopular(), CoVisitation()):
             rows.append(run(baseline, timed, warm, args.batch, args.k))
             bar.update()
@@ -129,7 +135,7 @@ def main(argv=None) -> int:
           f"| × event by event |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for n, r in enumerate(rows):
-        before = rows[n - 1] if "batched" in r["system"] else r
+        before = rows[2] if "without" in r["system"] else rows[n - 1] if "batched" in r["system"] else r
         print(f"| {r['system']} | {r['batch']} | {r['events_per_s']:,.0f} | {r['p50_us']:,.0f} | {r['p99_us']:,.0f} "
               f"| {r['hit_rate']:.4f} | {r['ndcg']:.4f} | {r['events_per_s'] / before['events_per_s']:.2f}× |")
     batched = [r for r in rows if r["system"].startswith("full, batched")]
