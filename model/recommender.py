@@ -7,13 +7,13 @@ ranker's feedback (a trainer agent, or the replay itself).
 ``recommend`` gathers candidates from four sources — the items nearest to each
 of the user's interest vectors (content), decayed co-visitation from the
 user's last items, counted and normalised as item-kNN does ("people who took X
-also took Y"), decayed co-purchase
-("often bought with X"), and decayed popularity overall, in the scene and
-among users at the same stage (trending) — computes features for every candidate at once, among them the
-score of the item space learned from what users take next
-(:mod:`model.representations`, a trainer's snapshot), and ranks them
-with an online logistic regression (:class:`model.ranker.OnlineRanker`). Each
-item's reason comes from the feature group that contributed most to its score.
+also took Y"), decayed co-purchase ("often bought with X"), and decayed
+popularity overall, in the scene and among users at the same stage (trending)
+— computes features for every candidate at once, among them the score of the
+item space learned from what users take next (:mod:`model.representations`,
+a trainer's snapshot), and ranks them with an online logistic regression
+(:class:`model.ranker.OnlineRanker`). Each item's reason comes from the
+feature group that contributed most to its score.
 The list is remembered in the user's state; when the user's next event arrives,
 ``observe`` turns it into a labelled list (the item taken first, then the
 candidates it should have beaten) and a next-item example (the user's recent
