@@ -132,10 +132,12 @@ class Recommender:
         self.new_index = ItemIndex(dim, config.ann_min_items, config.ann_nprobe)
         #: Per popularity (by id): (events counted when ranked, ranked up to, the ranking).
         self._rankings: dict[int, tuple[int, int, list[str]]] = {}
-        #: The learned representations served (None: off), and every index row in them:
-        #: as context (p), as the next item (q), its bias (b).
+        #: The learned representations served (None: off), and index rows in them: as context (p),
+        #: as the next item (q), its bias (b), embedded when a list first reads them in a version.
         self.item_space = ItemSpace.initial(dim, config) if config.learned_dim else None
         self._learned_p, self._learned_q, self._learned_b = _no_rows(config.learned_dim)
+        #: Per row, the item space version its p, q, b were embedded in (-1: not yet, or its text changed).
+        self._learned_version = np.full(0, -1, dtype=np.int64)
 
     def add_items(self, items: list[Item], vectors: np.ndarray) -> None:
         """Put items (with their text vectors) in the catalogue; those the counts have not met yet are new."""
@@ -143,7 +145,7 @@ class Recommender:
         for item, row in zip(items, rows):
             self.popularity.bind(item.item_id, row)
         if self.item_space is not None:
-            self._embed_rows(np.asarray(rows, dtype=np.int64))
+            self._stale(np.asarray(rows, dtype=np.int64))
         # Only the newest max_new_items can stay new: a catalogue loaded at once keeps its last ones.
         new = [n for n, item in enumerate(items) if self.is_new(item.item_id)][-self.config.max_new_items:]
         for n in new:
@@ -155,27 +157,39 @@ class Recommender:
             self._not_new(next(iter(self.new_items)))
 
     def set_item_space(self, space: ItemSpace) -> None:
-        """Serve ``space`` (a trainer's snapshot) from the next list on: the catalogue is embedded in it afresh.
+        """Serve ``space`` (a trainer's snapshot) from the next list on.
 
-        Nothing about users needs re-basing: their context in the learned space is read
-        from their recent items at each list, so it is always in the space being served.
+        Swapping costs nothing per item: each row is embedded in the new space when a list
+        first reads it (a million-item catalogue is never embedded whole). Nothing about
+        users needs re-basing either: their context is read from their recent items at each
+        list, so it is always in the space being served.
         """
+        if space.dim != self._learned_p.shape[1]:
+            self._learned_p, self._learned_q, self._learned_b = _no_rows(space.dim)
+            self._learned_version = np.full(0, -1, dtype=np.int64)
         self.item_space = space
-        self._learned_p, self._learned_q, self._learned_b = _no_rows(space.dim)
-        self._embed_rows(np.arange(len(self.index.ids)))
 
-    def _embed_rows(self, rows: np.ndarray) -> None:
-        assert self.item_space is not None
+    def _stale(self, rows: np.ndarray) -> None:
+        """These rows' vectors changed (or are new): embed them again when next read."""
         n = len(self.index.ids)
         if len(self._learned_b) < n:
             size = max(n, 2 * len(self._learned_b))
             self._learned_p, self._learned_q = (np.concatenate([a, np.zeros((size - len(a), a.shape[1]), a.dtype)])
                                                 for a in (self._learned_p, self._learned_q))
             self._learned_b = np.concatenate([self._learned_b, np.zeros(size - len(self._learned_b), np.float32)])
-        for at in range(0, len(rows), 65_536):  # bounded temporaries on a large catalogue
-            chunk = rows[at: at + 65_536]
-            p, q, b = self.item_space.embed([self.index.ids[r] for r in chunk.tolist()], self.index.matrix[chunk])
-            self._learned_p[chunk], self._learned_q[chunk], self._learned_b[chunk] = p, q, b
+            self._learned_version = np.concatenate([self._learned_version,
+                                                    np.full(size - len(self._learned_version), -1, np.int64)])
+        self._learned_version[rows] = -1
+
+    def _embedded(self, rows: np.ndarray) -> None:
+        """Make sure ``rows`` are embedded in the item space served (once per row and version)."""
+        assert self.item_space is not None
+        version = self.item_space.version
+        todo = np.unique(rows[self._learned_version[rows] != version])
+        if len(todo):
+            p, q, b = self.item_space.embed([self.index.ids[r] for r in todo.tolist()], self.index.matrix[todo])
+            self._learned_p[todo], self._learned_q[todo], self._learned_b[todo] = p, q, b
+            self._learned_version[todo] = version
 
     def _not_new(self, item_id: str) -> None:
         self.new_items.pop(item_id, None)
@@ -475,8 +489,7 @@ class Recommender:
         excluded = [b * n_rows + np.fromiter(self._seen_rows(r.state), dtype=np.int64)
                     for b, r in enumerate(requests)] if config.exclude_seen else []
         excluded = np.sort(np.concatenate(excluded)) if excluded else np.zeros(0, dtype=np.int64)
-        context = (np.stack([self._context(r.state) for r in requests]) if self.item_space is not None
-                   else None)
+        context = self._contexts(requests) if self.item_space is not None else None
         segments = [[f"scene:{scene}" for scene in scenes], [stage_segment(r.state.n_events) for r in requests]]
         return Batch(requests, now, scenes, directions, k, explores, excluded, context, segments)
 
@@ -529,14 +542,19 @@ class Recommender:
         best = top_per_group(owners, -rank, n * 2)  # per user: n from each of their two queries
         return owners[best], rows[best]
 
-    def _context(self, state: UserState) -> np.ndarray:
-        """``c_u``: the user's recent items in the learned space, the a-th latest weighted by ``w_a``."""
+    def _contexts(self, requests: list[Request]) -> np.ndarray:
+        """Each ``c_u``: the user's recent items in the learned space, the a-th latest weighted by ``w_a``."""
         assert self.item_space is not None
-        rows = self.index.rows
-        recent = [rows[item] for item, _ in reversed(state.recent[-self.config.learned_window:]) if item in rows]
-        weights = self.item_space.context_weights[: len(recent)]
-        return (weights * self._learned_p[recent]).sum(axis=0) if recent else np.zeros(self.item_space.dim,
-                                                                                         np.float32)
+        rows, window = self.index.rows, self.config.learned_window
+        recent = [[rows[item] for item, _ in reversed(r.state.recent[-window:]) if item in rows] for r in requests]
+        out = np.zeros((len(requests), self.item_space.dim), dtype=np.float32)
+        every = np.fromiter((row for mine in recent for row in mine), dtype=np.int64)
+        if len(every):
+            self._embedded(every)
+        for b, mine in enumerate(recent):
+            if mine:
+                out[b] = (self.item_space.context_weights[: len(mine)] * self._learned_p[mine]).sum(axis=0)
+        return out
 
     def _covisit_seeds(self, state: UserState) -> list[int]:
         """Rows of the user's last items, the latest first (each weighs 1 / (1 + its distance from the latest))."""
@@ -694,6 +712,7 @@ class Recommender:
         columns = [cos, np.log1p(COVISIT_SCALE * covisit), np.log1p(bundle), np.log1p(popularity),
                    *(np.log1p(scores) for scores in in_segment), np.log1p(age_days)]
         if batch.context is not None:
+            self._embedded(rows)
             columns.append(np.einsum("nd,nd->n", self._learned_q[rows], batch.context[owners]) + self._learned_b[rows])
         return np.column_stack(columns)
 

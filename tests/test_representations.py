@@ -147,3 +147,30 @@ def test_an_event_counts_as_a_next_item_example_only_once_and_with_a_context():
 def test_the_learned_feature_is_there_exactly_when_representations_are_on(learned_dim):
     rec = Recommender(RecommenderConfig(learned_dim=learned_dim), dim=DIM)
     assert ("learned" in rec.features) == bool(learned_dim) and (rec.item_space is None) == (not learned_dim)
+
+
+def test_a_swap_embeds_only_the_rows_lists_read_and_scores_as_embedding_all_would():
+    """A worker swapping in a new space must not embed a whole (million-item) catalogue at once."""
+    ids, text = catalogue(200)
+    rec = Recommender(CONFIG, dim=DIM)
+    rec.add_items([Item(i, i, "c") for i in ids], text)
+    learner = RepresentationLearner(DIM, CONFIG, device="cpu")
+    learner.add_items(ids, text)
+    rng = np.random.default_rng(3)
+    for _ in range(CONFIG.learned_interval):
+        learner.add_example(list(rng.choice(ids, 3)), str(rng.choice(ids)))
+    space = learner.train()
+    rec.set_item_space(space)
+    user = rec.new_state("u1")
+    for n, item in enumerate(["i3", "i7", "i11"]):
+        rec.observe(user, Event(f"e{n}", "u1", item, "click", 1.7e9 + 60 * n, "home"))
+    rec.recommend(user, k=5)
+    embedded = int((rec._learned_version == space.version).sum())
+    assert 0 < embedded < len(ids)  # the context's rows and the candidates', not the catalogue
+    p, q, b = space.embed(ids, text / np.linalg.norm(text, axis=1, keepdims=True))
+    at = {item: n for n, item in enumerate(ids)}
+    context = sum(space.context_weights[a] * p[at[item]] for a, item in enumerate(["i11", "i7", "i3"]))
+    shown = user.shown
+    assert shown is not None
+    expected = [q[at[item]] @ context + b[at[item]] for item in shown.item_ids]
+    np.testing.assert_allclose(shown.features[:, rec.features.index("learned")], expected, rtol=1e-4, atol=1e-5)
