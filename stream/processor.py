@@ -216,7 +216,7 @@ class StreamProcessor:
         log.info("serving ranker version %d (%d examples learned)", ranker.version, ranker.n_learned)
 
     def swap_item_space(self, space: ItemSpace) -> None:
-        """Serve the trainer's learned representations from the next batch on (the catalogue re-embedded)."""
+        """Serve the trainer's learned representations from the next batch on (rows embedded as lists read them)."""
         current = self.recommender.item_space
         assert current is not None
         if space.adapter_in.shape != current.adapter_in.shape or space.context_weights.shape != \
