@@ -44,6 +44,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from model.schema import Item
+from model.vectors import unit_rows
 
 
 class ItemIndex:
@@ -101,9 +102,7 @@ class ItemIndex:
 
     def add(self, items: Sequence[Item], vectors: np.ndarray) -> list[int]:
         """Insert or replace items with their vectors (normalised here, so any scale is fine); returns their rows."""
-        vectors = np.asarray(vectors, dtype=np.float32).reshape(len(items), self.dim)
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        vectors = np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
+        vectors = unit_rows(np.asarray(vectors, dtype=np.float32).reshape(len(items), self.dim))
         rows = []
         for item, vector in zip(items, vectors):
             row = self.rows.get(item.item_id)

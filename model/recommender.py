@@ -164,9 +164,10 @@ class Recommender:
         users needs re-basing either: their context is read from their recent items at each
         list, so it is always in the space being served.
         """
-        if space.dim != self._learned_p.shape[1]:
+        if space.dim != self._learned_p.shape[1]:  # another size: every row is embedded afresh
             self._learned_p, self._learned_q, self._learned_b = _no_rows(space.dim)
             self._learned_version = np.full(0, -1, dtype=np.int64)
+            self._stale(np.arange(len(self.index.ids)))
         self.item_space = space
 
     def _stale(self, rows: np.ndarray) -> None:

@@ -49,6 +49,7 @@ import numpy as np
 import torch
 
 from model.config import RecommenderConfig
+from model.vectors import unit_rows
 
 #: Up to this many items the softmax runs over the whole catalogue; above, over a uniform sample this big.
 FULL_SOFTMAX_ITEMS = 8192
@@ -85,6 +86,11 @@ class ItemSpace:
     @property
     def dim(self) -> int:
         return self.adapter_in.shape[1]
+
+    @property
+    def shape(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """(text dim, learned dim) and (window, learned dim): two spaces of one config share it."""
+        return self.adapter_in.shape, self.context_weights.shape
 
     @functools.cached_property
     def slots(self) -> dict[str, int]:
@@ -149,11 +155,10 @@ class RepresentationLearner:
         self._text_t: torch.Tensor | None = None
         self.generator = torch.Generator().manual_seed(0)
         self.rng = np.random.default_rng(0)
-        t = _tensor_on(self.device)
-        self.adapter_in = torch.nn.Parameter(t(space.adapter_in))
-        self.adapter_out = torch.nn.Parameter(t(space.adapter_out))
+        self.adapter_in = self._parameter(space.adapter_in)
+        self.adapter_out = self._parameter(space.adapter_out)
         # Positive weights through softplus: stored as its inverse, log(e^w - 1).
-        self.context_logit = torch.nn.Parameter(t(np.log(np.expm1(np.maximum(space.context_weights, 1e-6)))))
+        self.context_logit = self._parameter(np.log(np.expm1(np.maximum(space.context_weights, 1e-6))))
         d = space.dim
         self.residual_in = torch.nn.Parameter(torch.zeros((64, d), device=self.device))
         self.residual_out = torch.nn.Parameter(torch.zeros((64, d), device=self.device))
@@ -162,6 +167,10 @@ class RepresentationLearner:
         self.optimizer = self._optimizer()
         self.examples: deque[tuple[np.ndarray, int]] = deque(maxlen=config.learned_buffer)
         self.fresh = 0
+
+    def _parameter(self, values: np.ndarray) -> torch.nn.Parameter:
+        """A float32 parameter on the learner's device, copied from ``values`` (it owns its memory)."""
+        return torch.nn.Parameter(torch.tensor(np.asarray(values, dtype=np.float32), device=self.device))
 
     @property
     def text_dim(self) -> int:
@@ -174,9 +183,7 @@ class RepresentationLearner:
     # --- the catalogue
     def add_items(self, ids: Sequence[str], vectors: np.ndarray) -> None:
         """Items and their text vectors (any scale: normalised here, as the index does)."""
-        vectors = np.asarray(vectors, dtype=np.float32).reshape(len(ids), -1)
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        vectors = np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
+        vectors = unit_rows(np.asarray(vectors, dtype=np.float32).reshape(len(ids), -1))
         new = [item for item in dict.fromkeys(ids) if item not in self.slots]
         for item in new:
             self.slots[item] = len(self.ids)
@@ -322,7 +329,3 @@ class RepresentationLearner:
                          list(self.ids), array(self.residual_in[:n]), array(self.residual_out[:n]),
                          array(self.bias[:n]))
 
-
-def _tensor_on(device: torch.device):
-    """A float32 tensor on ``device`` from a NumPy array (copied: parameters own their memory)."""
-    return lambda a: torch.tensor(np.asarray(a, dtype=np.float32), device=device)

@@ -41,6 +41,8 @@ class Trainer:
         #: The learned representations (None: off, or no catalogue in Redis yet to learn them over).
         self.learner: RepresentationLearner | None = None
         self._item_cursor: str | None = None
+        #: The newest item space trained, and the version last published.
+        self.space: ItemSpace | None = None
         self.space_published = -1
 
     def learn(self, messages: list[Message]) -> list[Outgoing]:
@@ -72,8 +74,8 @@ class Trainer:
         for context, item in sequences:
             learner.add_example(context, item)
             if learner.due:
-                space = learner.train()
-                metrics.item_space_version(space.version)
+                self.space = learner.train()
+                metrics.item_space_version(self.space.version)
         metrics.sequence_examples(len(sequences))
 
     def _learner(self) -> RepresentationLearner | None:
@@ -86,9 +88,7 @@ class Trainer:
             return None
         start = self.store.load_snapshot(name=ITEM_SPACE)
         space = ItemSpace.from_bytes(start) if start else None
-        fresh = ItemSpace.initial(vectors.shape[1], config)
-        if space is not None and (space.adapter_in.shape != fresh.adapter_in.shape
-                                  or space.context_weights.shape != fresh.context_weights.shape):
+        if space is not None and space.shape != ItemSpace.initial(vectors.shape[1], config).shape:
             log.warning("stored item space %d is shaped for another config: starting afresh", space.version)
             space = None
         self.learner = RepresentationLearner(vectors.shape[1], config, start=space)
@@ -109,9 +109,9 @@ class Trainer:
 
         Returns the ranker as published (None: unchanged), for the snapshots topic.
         """
-        if self.learner is not None and self.learner.version > self.space_published:
-            self.store.save_snapshot(self.learner.version, self.learner.snapshot().to_bytes(), name=ITEM_SPACE)
-            self.space_published = self.learner.version
+        if self.space is not None and self.space.version > self.space_published:
+            self.store.save_snapshot(self.space.version, self.space.to_bytes(), name=ITEM_SPACE)
+            self.space_published = self.space.version
         if self.ranker.version == self.published:
             return None
         data = self.ranker.to_bytes()

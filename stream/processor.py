@@ -219,11 +219,9 @@ class StreamProcessor:
         """Serve the trainer's learned representations from the next batch on (rows embedded as lists read them)."""
         current = self.recommender.item_space
         assert current is not None
-        if space.adapter_in.shape != current.adapter_in.shape or space.context_weights.shape != \
-                current.context_weights.shape:
-            log.error("ignoring item space %d: shaped %s / %s, this worker's %s / %s", space.version,
-                      space.adapter_in.shape, space.context_weights.shape, current.adapter_in.shape,
-                      current.context_weights.shape)
+        if space.shape != current.shape:
+            log.error("ignoring item space %d: shaped %s, this worker's %s", space.version, space.shape,
+                      current.shape)
             return
         self.recommender.set_item_space(space)
         metrics.item_space_version(space.version)
