@@ -51,11 +51,16 @@ class PairScores:
         if not len(rows):
             return cls.empty()
         keys = requests * n_rows + rows
-        order = np.lexsort((-scores, keys))  # by key, the strongest contribution first
+        # One stable sort by key; the sums and each key's strongest contribution are then
+        # reductions over its run (a lexsort by score too, then np.unique, sorted three times).
+        order = np.argsort(keys, kind="stable")
         keys, scores, seeds = keys[order], scores[order], seeds[order]
-        unique, first = np.unique(keys, return_index=True)
-        totals = np.add.reduceat(scores, first)
-        return cls(unique, totals, seeds[first])
+        starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+        group = np.cumsum(np.r_[False, keys[1:] != keys[:-1]])
+        totals = np.add.reduceat(scores, starts)
+        strongest = np.flatnonzero(scores == np.maximum.reduceat(scores, starts)[group])
+        first = strongest[np.r_[True, group[strongest][1:] != group[strongest][:-1]]]  # ties: the earliest
+        return cls(keys[starts], totals, seeds[first])
 
     def lookup(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(total score, anchor row) for each of ``keys``; 0 and -1 where there is none."""
@@ -109,4 +114,6 @@ class Candidates:
             order = np.argsort(new_keys)
             at = np.searchsorted(keys, new_keys[order])
             cosine[at] = new_cos[order]
-        return cls(keys // n_rows, keys % n_rows, np.isin(keys, popular_keys), cosine)
+        popular_flags = np.zeros(len(keys), dtype=bool)
+        popular_flags[np.searchsorted(keys, popular_keys)] = True  # every popular key is one of ``keys``
+        return cls(keys // n_rows, keys % n_rows, popular_flags, cosine)

@@ -1,0 +1,37 @@
+"""The batch's array reductions against the same sums done pair by pair in plain Python."""
+
+import numpy as np
+import pytest
+
+from model.candidates import Candidates, PairScores
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_merge_sums_each_pair_and_names_its_strongest_seed(seed):
+    rng = np.random.default_rng(seed)
+    n, n_rows = 400, 30
+    requests, rows, seeds = rng.integers(0, 3, n), rng.integers(0, n_rows, n), rng.integers(0, n_rows, n)
+    scores = rng.choice([0.25, 0.5, 1.0], n) if seed % 2 else rng.random(n)  # odd seeds: many ties
+    totals: dict[int, float] = {}
+    strongest: dict[int, tuple[float, int]] = {}
+    for r, row, score, s in zip(requests.tolist(), rows.tolist(), scores.tolist(), seeds.tolist()):
+        key = r * n_rows + row
+        totals[key] = totals.get(key, 0.0) + score
+        if key not in strongest or score > strongest[key][0]:  # a tie keeps the earlier contribution
+            strongest[key] = (score, s)
+    merged = PairScores.merge(requests, rows, scores, seeds, n_rows)
+    assert merged.keys.tolist() == sorted(totals)
+    assert merged.totals == pytest.approx([totals[k] for k in sorted(totals)])
+    assert merged.anchors.tolist() == [strongest[k][1] for k in sorted(totals)]
+    found, anchors = merged.lookup(np.array([sorted(totals)[0], 3 * n_rows + 1]))
+    assert found[1] == 0.0 and anchors[1] == -1 and anchors[0] == strongest[sorted(totals)[0]][1]
+
+
+def test_union_keeps_each_pair_once_and_flags_the_popular_ones():
+    content = (np.array([0, 0, 1]), np.array([5, 7, 5]))
+    popular = [(np.array([0, 1]), np.array([7, 9]))]
+    new = (np.array([1]), np.array([2]), np.array([0.8]))
+    union = Candidates.union([content], popular, new, n_rows=10)
+    assert list(zip(union.requests.tolist(), union.rows.tolist())) == [(0, 5), (0, 7), (1, 2), (1, 5), (1, 9)]
+    assert union.popular.tolist() == [False, True, False, False, True]
+    assert np.isnan(union.new_cosine[[0, 1, 3, 4]]).all() and union.new_cosine[2] == 0.8
