@@ -51,15 +51,15 @@ class PairScores:
         if not len(rows):
             return cls.empty()
         keys = requests * n_rows + rows
-        # One stable sort by key; the sums and each key's strongest contribution are then
-        # reductions over its run (a lexsort by score too, then np.unique, sorted three times).
+        # One stable sort by key: the sums and each key's strongest contribution are then
+        # reductions over its run of equal keys, with no second sort by score.
         order = np.argsort(keys, kind="stable")
         keys, scores, seeds = keys[order], scores[order], seeds[order]
-        starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
-        group = np.cumsum(np.r_[False, keys[1:] != keys[:-1]])
+        run_starts = np.r_[True, keys[1:] != keys[:-1]]
+        starts, group = np.flatnonzero(run_starts), np.cumsum(run_starts) - 1
         totals = np.add.reduceat(scores, starts)
         strongest = np.flatnonzero(scores == np.maximum.reduceat(scores, starts)[group])
-        first = strongest[np.r_[True, group[strongest][1:] != group[strongest][:-1]]]  # ties: the earliest
+        first = strongest[np.searchsorted(group[strongest], np.arange(len(starts)))]  # ties: the earliest
         return cls(keys[starts], totals, seeds[first])
 
     def lookup(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

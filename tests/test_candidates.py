@@ -19,13 +19,12 @@ def test_merge_sums_each_pair_and_names_its_strongest_seed(seed):
         totals[key] = totals.get(key, 0.0) + score
         if key not in strongest or score > strongest[key][0]:  # a tie keeps the earlier contribution
             strongest[key] = (score, s)
-    merged = PairScores.merge(requests, rows, scores, seeds, n_rows)
-    assert merged.keys.tolist() == sorted(totals)
-    assert merged.totals == pytest.approx([totals[k] for k in sorted(totals)])
-    assert merged.anchors.tolist() == [strongest[k][1] for k in sorted(totals)]
-    found, anchors = merged.lookup(np.array([sorted(totals)[0], 3 * n_rows + 1]))
-    assert found[1] == 0.0 and anchors[1] == -1 and anchors[0] == strongest[sorted(totals)[0]][1]
-
+    merged, keys = PairScores.merge(requests, rows, scores, seeds, n_rows), sorted(totals)
+    assert merged.keys.tolist() == keys
+    assert merged.totals == pytest.approx([totals[k] for k in keys])
+    assert merged.anchors.tolist() == [strongest[k][1] for k in keys]
+    looked_up, anchors = merged.lookup(np.array([keys[0], 3 * n_rows + 1]))  # a key present, one absent
+    assert looked_up[1] == 0.0 and anchors[1] == -1 and anchors[0] == strongest[keys[0]][1]
 
 def test_union_keeps_each_pair_once_and_flags_the_popular_ones():
     content = (np.array([0, 0, 1]), np.array([5, 7, 5]))
