@@ -10,7 +10,7 @@ neighbours (pruned back to them when a row reaches twice as many): memory is
 bounded whatever the traffic.
 
 A row is kept as arrays (neighbour keys, log-scores) that an increment updates
-in place, so a micro-batch reads its seeds' neighbours, best first, as arrays
+in place, so a micro-batch reads its seeds' strongest neighbours as arrays
 (:meth:`Cooccurrence.neighbour_arrays`) instead of walking and sorting dicts.
 Keys are whatever identifies an item: ids for the baselines, index rows for
 the recommender.
@@ -66,16 +66,40 @@ class PairCount:
 
 
 class _Row:
-    """One item's neighbours: keys, forward-decayed log2 counts, and where each key sits."""
+    """One item's neighbours: keys and forward-decayed log2 counts as arrays, and where each key sits.
 
-    __slots__ = ("keys", "logs", "at", "ranked")
+    Both arrays grow by doubling and only their first ``n`` entries are live, so an
+    increment is an O(1) write and a read takes slices, with no list to convert.
+    """
 
-    def __init__(self) -> None:
-        self.keys: list[Hashable] = []
-        self.logs = np.empty(8, dtype=np.float64)
+    __slots__ = ("n", "keys", "logs", "at", "strongest")
+
+    def __init__(self, first_key: Hashable, capacity: int = 8) -> None:
+        self.n = 0
+        # Index rows (ints) for the recommender, ids for the baselines.
+        dtype = np.int64 if isinstance(first_key, (int, np.integer)) else object
+        self.keys = np.empty(capacity, dtype=dtype)
+        self.logs = np.empty(capacity, dtype=np.float64)
         self.at: dict[Hashable, int] = {}
-        #: (keys, logs) best first, while the row has not changed since.
-        self.ranked: tuple[np.ndarray, np.ndarray] | None = None
+        #: (keys, logs) of the strongest ``max_neighbours``, while the row has not changed since.
+        self.strongest: tuple[np.ndarray, np.ndarray] | None = None
+
+    def append(self, key: Hashable, value: float) -> None:
+        at = self.at[key] = self.n
+        if at == len(self.logs):
+            self.keys = np.concatenate([self.keys, np.empty_like(self.keys)])
+            self.logs = np.concatenate([self.logs, np.empty_like(self.logs)])
+        self.keys[at], self.logs[at] = key, value
+        self.n += 1
+
+    def keep(self, positions: np.ndarray) -> None:
+        """Keep only the entries at ``positions`` (ascending), in that order."""
+        self.n = len(positions)
+        capacity = max(8, 2 * self.n)
+        keys, logs = np.empty(capacity, dtype=self.keys.dtype), np.empty(capacity)
+        keys[: self.n], logs[: self.n] = self.keys[positions], self.logs[positions]
+        self.keys, self.logs = keys, logs
+        self.at = {b: i for i, b in enumerate(keys[: self.n].tolist())}
 
 
 class Cooccurrence:
@@ -99,11 +123,11 @@ class Cooccurrence:
 
     def as_dict(self) -> dict[Hashable, dict[Hashable, float]]:
         """Every count as ``{item: {neighbour: log2 score}}`` (for inspection and comparisons)."""
-        return {a: dict(zip(row.keys, row.logs[: len(row.keys)].tolist())) for a, row in self.rows.items()}
+        return {a: dict(zip(row.keys[: row.n].tolist(), row.logs[: row.n].tolist())) for a, row in self.rows.items()}
 
     def pairs(self) -> int:
         """How many (item, neighbour) counts are kept."""
-        return sum(len(row.keys) for row in self.rows.values())
+        return sum(row.n for row in self.rows.values())
 
     def log_increment(self, weight: float, ts: float) -> float:
         """The forward-decayed log2 count that ``weight`` at ``ts`` adds."""
@@ -118,18 +142,14 @@ class Cooccurrence:
         """Add a forward-decayed log2 increment (:meth:`log_increment`) to the pair (a, b)."""
         row = self.rows.get(a)
         if row is None:
-            row = self.rows[a] = _Row()
-        row.ranked = None
+            row = self.rows[a] = _Row(b)
+        row.strongest = None
         at = row.at.get(b)
         if at is not None:
             row.logs[at] = log_add(float(row.logs[at]), value)
             return
-        at = row.at[b] = len(row.keys)
-        row.keys.append(b)
-        if at == len(row.logs):
-            row.logs = np.concatenate([row.logs, np.empty(len(row.logs))])
-        row.logs[at] = value
-        if len(row.keys) > 2 * self.max_neighbours:  # amortised: prune only when twice over
+        row.append(b, value)
+        if row.n > 2 * self.max_neighbours:  # amortised: prune only when twice over
             self._prune(row)
 
     def add_both(self, a: Hashable, b: Hashable, weight: float, ts: float) -> None:
@@ -141,11 +161,11 @@ class Cooccurrence:
         if not len(keys):
             self.rows.pop(a, None)
             return
-        row = self.rows[a] = _Row()
-        row.keys = list(keys)
-        row.logs = np.array(logs, dtype=np.float64)
-        row.at = {b: i for i, b in enumerate(row.keys)}
-        if len(row.keys) > 2 * self.max_neighbours:
+        row = self.rows[a] = _Row(keys[0], capacity=max(8, 2 * len(keys)))
+        row.n = len(keys)
+        row.keys[: row.n], row.logs[: row.n] = keys, logs
+        row.at = {b: i for i, b in enumerate(keys)}
+        if row.n > 2 * self.max_neighbours:
             self._prune(row)
 
     def remove(self, item: Hashable) -> None:
@@ -153,18 +173,23 @@ class Cooccurrence:
         self.rows.pop(item, None)
 
     def neighbour_arrays(self, item: Hashable) -> tuple[np.ndarray, np.ndarray]:
-        """``item``'s neighbours as (keys, log2 scores), best first (the strongest ``max_neighbours``).
+        """``item``'s strongest ``max_neighbours`` neighbours as (keys, log2 scores), in no particular order.
 
-        Scores are forward-decayed logs: ``2 ** (log - now / half_life_s)`` is the count at ``now``.
+        Scores are forward-decayed logs: ``2 ** (log - now / half_life_s)`` is the count at
+        ``now``. A batched read sums them per candidate, so it needs the set, not an order:
+        a row within its bound is returned as views of itself (read them before the next
+        increment), and a longer one is partitioned, not sorted, once per change.
         """
         row = self.rows.get(item)
         if row is None:
             return np.zeros(0, dtype=np.int64), np.zeros(0)
-        if row.ranked is None:
-            logs = row.logs[: len(row.keys)]
-            order = np.argsort(-logs, kind="stable")[: self.max_neighbours]
-            row.ranked = (np.asarray(row.keys)[order], logs[order])
-        return row.ranked
+        if row.n <= self.max_neighbours:
+            return row.keys[: row.n], row.logs[: row.n]
+        if row.strongest is None:
+            logs = row.logs[: row.n]
+            top = np.argpartition(-logs, self.max_neighbours - 1)[: self.max_neighbours]
+            row.strongest = (row.keys[top], logs[top])
+        return row.strongest
 
     def score(self, a: Hashable, b: Hashable, now: float) -> float:
         row = self.rows.get(a)
@@ -175,8 +200,9 @@ class Cooccurrence:
                    exclude: Collection[Hashable] = ()) -> list[tuple[Hashable, float]]:
         """The ``n`` strongest neighbours of ``item`` at ``now``, skipping ``exclude``."""
         keys, logs = self.neighbour_arrays(item)
+        order = np.argsort(-logs, kind="stable")
         shift, out = now / self.half_life_s, []
-        for b, v in zip(keys.tolist(), logs.tolist()):
+        for b, v in zip(keys[order].tolist(), logs[order].tolist()):
             if b not in exclude:
                 out.append((b, 2.0 ** (v - shift)))
                 if len(out) == n:
@@ -184,8 +210,4 @@ class Cooccurrence:
         return out
 
     def _prune(self, row: _Row) -> None:
-        logs = row.logs[: len(row.keys)]
-        keep = np.sort(np.argsort(-logs, kind="stable")[: self.max_neighbours])
-        row.keys = [row.keys[i] for i in keep.tolist()]
-        row.logs = np.concatenate([logs[keep], np.empty(len(keep))])
-        row.at = {b: i for i, b in enumerate(row.keys)}
+        row.keep(np.sort(np.argsort(-row.logs[: row.n], kind="stable")[: self.max_neighbours]))
