@@ -191,6 +191,22 @@ class Cooccurrence:
             row.strongest = (row.keys[top], logs[top])
         return row.strongest
 
+    def neighbour_entry(self, item: Hashable, neighbour: Hashable) -> tuple[np.ndarray, np.ndarray]:
+        """``neighbour``'s entry in :meth:`neighbour_arrays` of ``item`` (length 1), or empty arrays if not there.
+
+        The same entry the full read would give, found without gathering the rest: what
+        scoring one known candidate needs.
+        """
+        row = self.rows.get(item)
+        at = None if row is None else row.at.get(neighbour)
+        if at is None:
+            return np.zeros(0, dtype=np.int64), np.zeros(0)
+        if row.n <= self.max_neighbours:
+            return row.keys[at:at + 1], row.logs[at:at + 1]
+        keys, logs = self.neighbour_arrays(item)
+        hit = np.flatnonzero(keys == neighbour)[:1]
+        return keys[hit], logs[hit]
+
     def score(self, a: Hashable, b: Hashable, now: float) -> float:
         row = self.rows.get(a)
         at = None if row is None else row.at.get(b)

@@ -131,7 +131,7 @@ class Recommender:
         self.new_items: dict[str, None] = {}
         self.new_index = ItemIndex(dim, config.ann_min_items, config.ann_nprobe)
         #: Per popularity (by id): (events counted when ranked, ranked up to, the ranking).
-        self._rankings: dict[int, tuple[int, int, list[str]]] = {}
+        self._rankings: dict[int, tuple[tuple[int, int, int], int, np.ndarray]] = {}
         #: The learned representations served (None: off), and index rows in them: as context (p),
         #: as the next item (q), its bias (b), embedded when a list first reads them in a version.
         self.item_space = ItemSpace.initial(dim, config) if config.learned_dim else None
@@ -570,11 +570,12 @@ class Recommender:
     def _bundle_items(state: UserState) -> list[str]:
         return [item for item, kind in reversed(state.recent) if kind in BUNDLE_TYPES][:3]
 
-    def _pair_scores(self, batch: Batch, table: str) -> PairScores:
+    def _pair_scores(self, batch: Batch, table: str, only: list[int] | None = None) -> PairScores:
         """Every neighbour of every request's seeds in ``table``, decayed scores summed per (request, item).
 
         Seed number ``d`` (0: the latest) weighs ``covisit_seed_decay ** d`` in co-visitation,
-        ``1 / (1 + d)`` in co-purchase.
+        ``1 / (1 + d)`` in co-purchase. With ``only``, request ``b``'s sum is taken for the
+        row ``only[b]`` alone (the same figure, without reading every other neighbour).
         """
         pair_counts = self.pair_counts(table)
         covisit = table == "covisit"
@@ -585,7 +586,8 @@ class Recommender:
         for b, request in enumerate(batch.requests):
             for distance, seed in enumerate(seeds_of(request.state)):
                 if seed >= 0:
-                    neighbour_rows, neighbour_logs = pair_counts.neighbour_arrays(seed)
+                    neighbour_rows, neighbour_logs = pair_counts.neighbour_arrays(seed) if only is None \
+                        else pair_counts.neighbour_entry(seed, only[b])
                     if len(neighbour_rows):
                         owners.append(b)
                         seeds.append(seed)
@@ -628,8 +630,7 @@ class Recommender:
                     rankings.append((self.segment_popularity[segment],
                                      np.array([b for b, s in enumerate(of_requests) if s == segment])))
         for pop, owners in rankings:
-            ids = self._ranking(pop, n + min(longest, 4 * n))
-            rows = np.array([r for r in map(self.index.rows.get, ids) if r is not None], dtype=np.int64)
+            rows = self._ranked_rows(pop, n + min(longest, 4 * n))
             if not len(rows):
                 continue
             all_owners, all_rows = np.repeat(owners, len(rows)), np.tile(rows, len(owners))
@@ -639,19 +640,24 @@ class Recommender:
             out.append((all_owners[keep][best], all_rows[keep][best]))
         return out
 
-    def _ranking(self, pop: DecayedPopularity, n: int) -> list[str]:
-        """The ``n`` most popular ids, ranked afresh every ``popular_refresh`` events counted into ``pop``.
+    def _ranked_rows(self, pop: DecayedPopularity, n: int) -> np.ndarray:
+        """The rows of the ``n`` most popular items (those in the catalogue), ranked every ``popular_refresh`` events.
 
-        Ranking the catalogue per wave costs more than the list changes: trending moves
-        slowly, and workers read the shared ranking from Redis once a second anyway.
+        Events counted into ``pop``, that is. Ranking the catalogue per wave costs more than
+        the list changes: trending moves slowly, and workers read the shared ranking from
+        Redis once a second anyway.
         """
         # By count of events, not by call: the same events give the same rankings however the
-        # requests were batched (the replay and the worker agree).
-        due = pop.observed // self.config.popular_refresh
+        # requests were batched (the replay and the worker agree). The rows stand while no
+        # item has been added or removed since.
+        due = (pop.observed // self.config.popular_refresh, self.index.generation, len(self.index.ids))
         cached = self._rankings.get(id(pop))
         if cached is None or cached[1] < n or cached[0] != due:
-            cached = self._rankings[id(pop)] = (due, n, pop.top_ids(n))
-        return cached[2][:n]
+            rows = self.index.rows
+            ranked = np.array([rows.get(i, -1) for i in pop.top_ids(n)], dtype=np.int64)  # -1: not in the catalogue
+            cached = self._rankings[id(pop)] = (due, n, ranked)
+        top = cached[2][:n]
+        return top[top >= 0]
 
     def _new(self, batch: Batch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """New items nearest to each exploring user's last item (or long-term interest), with their cosines."""
@@ -763,7 +769,7 @@ class Recommender:
         batch = self._batch([Request(state, now, scene, 1, False)])
         row = self.index.rows[item_id]
         candidates = Candidates(np.zeros(1, dtype=np.int64), np.array([row]), np.zeros(1, bool), np.full(1, np.nan))
-        pairs = {table: self._pair_scores(batch, table) for table in ("covisit", "bundle")}
+        pairs = {table: self._pair_scores(batch, table, only=[row]) for table in ("covisit", "bundle")}
         return self._features(batch, candidates, pairs)[0]
 
     def _directions(self, state: UserState, scene: str) -> np.ndarray:

@@ -294,3 +294,21 @@ def test_reasons_claim_similarity_only_when_true_and_are_safe_to_show():
     reasons = {x.item_id: x.reason for x in r.recommend(user, k=5)}
     assert reasons["boot2"] == "similar to “Mid-Cut Leather Hiking Boot” that you viewed"
     assert all("\u202e" not in reason for reason in reasons.values())
+
+
+@pytest.mark.parametrize("max_neighbours", [100, 3])  # rows within their bound, and rows partitioned to it
+def test_features_of_one_item_equal_its_row_in_the_batched_list(rec, max_neighbours):
+    rec.config = dataclasses.replace(rec.config, max_neighbours=max_neighbours)
+    rec.covisit.max_neighbours = rec.bundles.max_neighbours = max_neighbours
+    t = T0
+    for u in range(6):  # co-visits across categories, so the lists mix pair and content candidates
+        state = rec.new_state(f"other{u}")
+        t = feed(rec, state, f"c{u % 2}", 5, t, kind="cart")
+        t = feed(rec, state, "c3", 4, t, kind="purchase")
+    user = rec.new_state("u1")
+    t = feed(rec, user, "c0", 4, t, kind="purchase")
+    rec.recommend(user, k=8)
+    shown = user.shown
+    assert np.any(shown.features[:, rec.features.index("covisit")] > 0)
+    for n, item in enumerate(shown.item_ids):
+        np.testing.assert_allclose(rec.features_of(user, item, shown.ts, shown.scene), shown.features[n], rtol=1e-6)
