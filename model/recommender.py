@@ -130,7 +130,8 @@ class Recommender:
         #: and an index of their vectors: what the exploration slot chooses from.
         self.new_items: dict[str, None] = {}
         self.new_index = ItemIndex(dim, config.ann_min_items, config.ann_nprobe)
-        #: Per popularity (by id): (events counted when ranked, ranked up to, the ranking).
+        #: Per popularity (by id): (when ranked: refreshes due, index generation and size; ranked up to;
+        #: the ranking as index rows, -1 for an id not in the catalogue).
         self._rankings: dict[int, tuple[tuple[int, int, int], int, np.ndarray]] = {}
         #: The learned representations served (None: off), and index rows in them: as context (p),
         #: as the next item (q), its bias (b), embedded when a list first reads them in a version.
