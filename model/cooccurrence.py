@@ -33,9 +33,9 @@ Examples
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Collection, Hashable, Sequence
+from typing import NamedTuple
 
 import numpy as np
 
@@ -53,9 +53,12 @@ def log_add(old: float, value: float) -> float:
     return m + math.log(2.0 ** (old - m) + 2.0 ** (value - m)) / _LN2
 
 
-@dataclasses.dataclass(frozen=True)
-class PairCount:
-    """One event's increment to one pair, by item id: what goes to the shared counts."""
+class PairCount(NamedTuple):
+    """One event's increment to one pair, by item id: what goes to the shared counts.
+
+    A named tuple, not a dataclass: an event makes dozens of them (a frozen dataclass costs
+    several times as much to build, on the worker's hot path).
+    """
 
     #: Which counts: ``"covisit"`` (took ``item``, then ``neighbour``) or ``"bundle"`` (bought together).
     table: str
@@ -72,7 +75,7 @@ class _Row:
     increment is an O(1) write and a read takes slices, with no list to convert.
     """
 
-    __slots__ = ("n", "keys", "logs", "at", "strongest")
+    __slots__ = ("n", "keys", "logs", "at", "top", "top_at", "top_floor")
 
     def __init__(self, first_key: Hashable, capacity: int = 8) -> None:
         self.n = 0
@@ -81,8 +84,12 @@ class _Row:
         self.keys = np.empty(capacity, dtype=dtype)
         self.logs = np.empty(capacity, dtype=np.float64)
         self.at: dict[Hashable, int] = {}
-        #: (keys, logs) of the strongest ``max_neighbours``, while the row has not changed since.
-        self.strongest: tuple[np.ndarray, np.ndarray] | None = None
+        #: Positions of the strongest ``max_neighbours`` entries (None: not known), as an array and
+        #: a set, and the weakest of their logs when they were found. Counts only grow, so the set
+        #: stands until an entry outside it passes that floor: most increments leave it alone.
+        self.top: np.ndarray | None = None
+        self.top_at: frozenset[int] = frozenset()
+        self.top_floor = -np.inf
 
     def append(self, key: Hashable, value: float) -> None:
         at = self.at[key] = self.n
@@ -91,6 +98,21 @@ class _Row:
             self.logs = np.concatenate([self.logs, np.empty_like(self.logs)])
         self.keys[at], self.logs[at] = key, value
         self.n += 1
+        self.grew(at, value)
+
+    def grew(self, at: int, value: float) -> None:
+        """Entry ``at`` now holds ``value``: forget the strongest set if the entry may have joined it."""
+        if self.top is not None and value > self.top_floor and at not in self.top_at:
+            self.top = None
+
+    def strongest(self, n: int) -> np.ndarray:
+        """Positions of the ``n`` largest logs (the row has more than ``n`` entries)."""
+        if self.top is None:
+            logs = self.logs[: self.n]
+            self.top = np.argpartition(-logs, n - 1)[:n]
+            self.top_at = frozenset(self.top.tolist())
+            self.top_floor = float(logs[self.top].min())
+        return self.top
 
     def keep(self, positions: np.ndarray) -> None:
         """Keep only the entries at ``positions`` (ascending), in that order."""
@@ -100,6 +122,7 @@ class _Row:
         keys[: self.n], logs[: self.n] = self.keys[positions], self.logs[positions]
         self.keys, self.logs = keys, logs
         self.at = {b: i for i, b in enumerate(keys[: self.n].tolist())}
+        self.top = None
 
 
 class Cooccurrence:
@@ -143,10 +166,10 @@ class Cooccurrence:
         row = self.rows.get(a)
         if row is None:
             row = self.rows[a] = _Row(b)
-        row.strongest = None
         at = row.at.get(b)
         if at is not None:
-            row.logs[at] = log_add(float(row.logs[at]), value)
+            row.logs[at] = new = log_add(float(row.logs[at]), value)
+            row.grew(at, new)
             return
         row.append(b, value)
         if row.n > 2 * self.max_neighbours:  # amortised: prune only when twice over
@@ -178,18 +201,16 @@ class Cooccurrence:
         Scores are forward-decayed logs: ``2 ** (log - now / half_life_s)`` is the count at
         ``now``. A batched read sums them per candidate, so it needs the set, not an order:
         a row within its bound is returned as views of itself (read them before the next
-        increment), and a longer one is partitioned, not sorted, once per change.
+        increment), and a longer one is partitioned, not sorted, only when an increment may
+        have changed which entries are the strongest.
         """
         row = self.rows.get(item)
         if row is None:
             return np.zeros(0, dtype=np.int64), np.zeros(0)
         if row.n <= self.max_neighbours:
             return row.keys[: row.n], row.logs[: row.n]
-        if row.strongest is None:
-            logs = row.logs[: row.n]
-            top = np.argpartition(-logs, self.max_neighbours - 1)[: self.max_neighbours]
-            row.strongest = (row.keys[top], logs[top])
-        return row.strongest
+        top = row.strongest(self.max_neighbours)
+        return row.keys[top], row.logs[top]
 
     def neighbour_entry(self, item: Hashable, neighbour: Hashable) -> tuple[np.ndarray, np.ndarray]:
         """``neighbour``'s entry in :meth:`neighbour_arrays` of ``item`` (length 1), or empty arrays if not there.
@@ -201,11 +222,11 @@ class Cooccurrence:
         at = None if row is None else row.at.get(neighbour)
         if at is None:
             return np.zeros(0, dtype=np.int64), np.zeros(0)
-        if row.n <= self.max_neighbours:
-            return row.keys[at:at + 1], row.logs[at:at + 1]
-        keys, logs = self.neighbour_arrays(item)
-        hit = np.flatnonzero(keys == neighbour)[:1]
-        return keys[hit], logs[hit]
+        if row.n > self.max_neighbours:
+            row.strongest(self.max_neighbours)
+            if at not in row.top_at:
+                return np.zeros(0, dtype=np.int64), np.zeros(0)
+        return row.keys[at:at + 1], row.logs[at:at + 1]
 
     def score(self, a: Hashable, b: Hashable, now: float) -> float:
         row = self.rows.get(a)

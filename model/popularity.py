@@ -95,9 +95,12 @@ class DecayedPopularity:
 
     def _at(self, rows: np.ndarray, values: np.ndarray, missing) -> np.ndarray:
         rows = np.asarray(rows, dtype=np.int64)
-        slots = np.where(rows < len(self.slot_of_row), self.slot_of_row[np.minimum(rows, len(self.slot_of_row) - 1)],
-                         -1)
-        return np.where(slots >= 0, values[np.maximum(slots, 0)], missing)
+        if len(rows) and rows.max() >= len(self.slot_of_row):  # rows never bound: none seen
+            slots = np.where(rows < len(self.slot_of_row),
+                             self.slot_of_row[np.minimum(rows, len(self.slot_of_row) - 1)], -1)
+        else:
+            slots = self.slot_of_row[rows]
+        return np.where(slots >= 0, values[slots], missing)  # slot -1 reads the last value, then is replaced
 
     def count(self, item_id: str) -> int:
         """Interactions observed for ``item_id`` (0 for never seen)."""

@@ -377,11 +377,11 @@ class Recommender:
 
     def add_pairs(self, pairs: list[PairCount]) -> None:
         """Fold increments into this process's counts (kept by index row: what the batched reads merge)."""
-        rows = self.index.rows
-        for pair in pairs:
-            a, b = rows.get(pair.item), rows.get(pair.neighbour)
+        rows, tables = self.index.rows, {"covisit": self.covisit, "bundle": self.bundles}
+        for table, item, neighbour, log in pairs:
+            a, b = rows.get(item), rows.get(neighbour)
             if a is not None and b is not None:
-                self.pair_counts(pair.table).add_log(a, b, pair.log)
+                tables[table].add_log(a, b, log)
 
     def seed_items(self, state: UserState) -> list[str]:
         """The items whose pair rows the user's next list reads (the latest first): what to fetch if shared."""

@@ -34,3 +34,22 @@ def test_union_keeps_each_pair_once_and_flags_the_popular_ones():
     assert list(zip(union.requests.tolist(), union.rows.tolist())) == [(0, 5), (0, 7), (1, 2), (1, 5), (1, 9)]
     assert union.popular.tolist() == [False, True, False, False, True]
     assert np.isnan(union.new_cosine[[0, 1, 3, 4]]).all() and union.new_cosine[2] == 0.8
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_neighbour_arrays_stay_the_strongest_through_increments_without_repartitioning(seed):
+    """The strongest set kept across increments is the one a fresh sort of the row gives, read after any step."""
+    from model.cooccurrence import Cooccurrence
+
+    rng = np.random.default_rng(seed)
+    co = Cooccurrence(half_life_s=3600.0, max_neighbours=10)
+    for step in range(600):  # rows grow past the bound, get pruned at twice it, and are read between increments
+        co.add(int(rng.integers(0, 3)), int(rng.integers(3, 40)), float(rng.random()) + 0.01, ts=float(step))
+        for item in range(3):
+            keys, logs = co.neighbour_arrays(item)
+            full = co.as_dict().get(item, {})
+            expected = sorted(full.items(), key=lambda kv: -kv[1])[: co.max_neighbours]
+            assert sorted(zip(keys.tolist(), logs.tolist())) == sorted(expected)
+            for neighbour in (int(rng.integers(3, 40)),):  # one known entry, as scoring a single candidate reads it
+                entry_keys, entry_logs = co.neighbour_entry(item, neighbour)
+                assert entry_keys.tolist() == ([neighbour] if neighbour in dict(expected) else [])
