@@ -45,27 +45,37 @@ from model.schema import Item
 
 # log2(2^a + 2^b) for each (member, value) pair, atomically: model.cooccurrence.log_add's
 # arithmetic, operation for operation, so a worker's local copy agrees to the bit.
-# ARGV[1]: trim the set to its ARGV[1] highest once it holds twice as many (0: never).
+# ARGV[1]: trim each set to its ARGV[1] highest once it holds twice as many (0: never). Then,
+# for each key in KEYS, how many pairs are its, and the pairs: many rows in one call, since
+# a batch touches thousands of rows and a call each cost the worker more than the counting.
 LOG_ADD = """
 local keep = tonumber(ARGV[1])
-for i = 2, #ARGV, 2 do
-  local v = tonumber(ARGV[i + 1])
-  local old = redis.call('ZSCORE', KEYS[1], ARGV[i])
-  if old then
-    old = tonumber(old)
-    local m = math.max(old, v)
-    v = m + math.log(2 ^ (old - m) + 2 ^ (v - m)) / math.log(2)
+local at = 2
+for k = 1, #KEYS do
+  local key = KEYS[k]
+  local last = at + 2 * tonumber(ARGV[at])
+  for i = at + 1, last, 2 do
+    local v = tonumber(ARGV[i + 1])
+    local old = redis.call('ZSCORE', key, ARGV[i])
+    if old then
+      old = tonumber(old)
+      local m = math.max(old, v)
+      v = m + math.log(2 ^ (old - m) + 2 ^ (v - m)) / math.log(2)
+    end
+    redis.call('ZADD', key, v, ARGV[i])
   end
-  redis.call('ZADD', KEYS[1], v, ARGV[i])
-end
-if keep > 0 then
-  local n = redis.call('ZCARD', KEYS[1])
-  if n > 2 * keep then
-    redis.call('ZREMRANGEBYRANK', KEYS[1], 0, n - keep - 1)
+  at = last + 1
+  if keep > 0 then
+    local n = redis.call('ZCARD', key)
+    if n > 2 * keep then
+      redis.call('ZREMRANGEBYRANK', key, 0, n - keep - 1)
+    end
   end
 end
-return (#ARGV - 1) / 2
+return (#ARGV - 1 - #KEYS) / 2
 """
+#: Rows per LOG_ADD call: few calls per batch, none that holds Redis for long.
+LOG_ADD_ROWS = 512
 
 #: The item-item tables kept per item (see :class:`model.cooccurrence.PairCount`).
 PAIR_TABLES = ("covisit", "bundle")
@@ -300,7 +310,7 @@ class RedisStore:
     def _add_popularity(self, log_increments: Mapping[str, float], client, segment: str | None = None) -> None:
         args = [x for item, v in log_increments.items() for x in (item, repr(float(v)))]
         key = self._popularity_key(segment)
-        self._log_add(keys=[key], args=[0, *args], client=client)
+        self._log_add(keys=[key], args=[0, len(log_increments), *args], client=client)
         if segment is not None and self.user_ttl_s:
             client.expire(key, self.user_ttl_s)  # a scene nobody uses any more (or junk) goes in time
 
@@ -309,8 +319,13 @@ class RedisStore:
         rows: dict[tuple[str, str], list] = {}  # one script call per row, increments in the order they came
         for pair in pairs:
             rows.setdefault((pair.table, pair.item), []).extend((pair.neighbour, repr(float(pair.log))))
-        for (table, item), args in rows.items():
-            self._log_add(keys=[self.key("pairs", table, item)], args=[max_neighbours, *args], client=client)
+        rows_in_order = list(rows.items())
+        for at in range(0, len(rows_in_order), LOG_ADD_ROWS):
+            keys, args = [], [max_neighbours]
+            for (table, item), pairs_of_row in rows_in_order[at: at + LOG_ADD_ROWS]:
+                keys.append(self.key("pairs", table, item))
+                args += [len(pairs_of_row) // 2, *pairs_of_row]
+            self._log_add(keys=keys, args=args, client=client)
 
     @round_trip
     def load_pairs(self, item_ids: Sequence[str], n: int) -> dict[tuple[str, str], list[tuple[str, float]]]:
@@ -318,8 +333,8 @@ class RedisStore:
         keys = [(table, item) for item in item_ids for table in PAIR_TABLES]
         pipe = self.redis.pipeline(transaction=False)
         for table, item in keys:
-            pipe.zrevrange(self.key("pairs", table, item), 0, n - 1, withscores=True)
-        return {key: [(m.decode(), s) for m, s in row] for key, row in zip(keys, pipe.execute())}
+            _strongest(pipe, self.key("pairs", table, item), n)
+        return {key: _scored(row) for key, row in zip(keys, pipe.execute())}
 
     def pair_rows(self) -> dict[tuple[str, str], dict[str, float]]:
         """Every stored row (a SCAN: for checks and tools, not the hot path)."""
@@ -337,7 +352,7 @@ class RedisStore:
 
     @round_trip
     def top_popularity(self, n: int) -> list[tuple[str, float]]:
-        return [(m.decode(), s) for m, s in self.redis.zrevrange(self.key("pop"), 0, n - 1, withscores=True)]
+        return _scored(_strongest(self.redis, self.key("pop"), n))
 
     @round_trip
     def item_counts(self, item_ids: Sequence[str]) -> list[tuple[str, int]]:
@@ -352,5 +367,21 @@ class RedisStore:
         """The ``n`` most popular items in each of ``segments`` (``scene:home``...), in one round trip."""
         pipe = self.redis.pipeline(transaction=False)
         for segment in segments:
-            pipe.zrevrange(self._popularity_key(segment), 0, n - 1, withscores=True)
-        return {segment: [(m.decode(), s) for m, s in rows] for segment, rows in zip(segments, pipe.execute())}
+            _strongest(pipe, self._popularity_key(segment), n)
+        return {segment: _scored(rows) for segment, rows in zip(segments, pipe.execute())}
+
+
+def _strongest(client, key: str, n: int):
+    """``ZREVRANGE key 0 n-1 WITHSCORES`` as sent, its reply left as the wire gave it (for :func:`_scored`).
+
+    Not ``client.zrevrange(..., withscores=True)``: on RESP3 redis-py turns each score back
+    into bytes and parses it again, which was ~15 % of a worker's time reading pair rows.
+    """
+    return client.execute_command("ZREVRANGE", key, 0, n - 1, "WITHSCORES")
+
+
+def _scored(reply) -> list[tuple[str, float]]:
+    """``[(member, score)]`` from a WITHSCORES reply: RESP3's ``[[member, score], ...]`` or RESP2's flat list."""
+    if reply and isinstance(reply[0], list):
+        return [(m.decode(), float(v)) for m, v in reply]
+    return [(m.decode(), float(v)) for m, v in zip(reply[::2], reply[1::2])]

@@ -245,3 +245,26 @@ def test_the_item_space_reaches_every_worker_and_survives_a_trainer_restart(make
             np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
     finally:
         worker.close()
+
+
+@pytest.mark.parametrize("protocol", [2, 3])
+def test_rows_and_rankings_read_the_same_on_either_redis_protocol(make_settings, protocol):
+    """The reads parse the wire's WITHSCORES replies themselves: RESP3's pairs and RESP2's flat list agree."""
+    import redis
+
+    from model.cooccurrence import PairCount
+
+    settings = make_settings()
+    client = redis.Redis.from_url(settings.redis_url, protocol=protocol)
+    store = RedisStore(settings.redis_url, settings.redis_prefix, client=client)
+    logs = {"b": 1.25, "c": 3.5, "d": -0.75}
+    store.save_users([], popularity={"a": 2.0, "b": 0.5}, pairs=[PairCount("covisit", "a", n, v) for n, v in
+                                                                  logs.items()],
+                     segment_popularity={"scene:home": {"b": 4.0}})
+    rows = store.load_pairs(["a", "zz"], 2)
+    assert rows[("covisit", "a")] == [("c", 3.5), ("b", 1.25)]  # the strongest n, strongest first
+    assert rows[("bundle", "a")] == [] and rows[("covisit", "zz")] == []
+    assert store.top_popularity(5) == [("a", 2.0), ("b", 0.5)]
+    assert store.top_segment_popularity(["scene:home", "scene:none"], 5) == {"scene:home": [("b", 4.0)],
+                                                                           "scene:none": []}
+    client.close()
