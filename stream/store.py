@@ -50,19 +50,45 @@ from model.schema import Item
 # a batch touches thousands of rows and a call each cost the worker more than the counting.
 LOG_ADD = """
 local keep = tonumber(ARGV[1])
+local CHUNK = 1000  -- members per ZMSCORE / ZADD: unpack() has a limit
 local at = 2
 for k = 1, #KEYS do
   local key = KEYS[k]
   local last = at + 2 * tonumber(ARGV[at])
+  local members = {}
   for i = at + 1, last, 2 do
-    local v = tonumber(ARGV[i + 1])
-    local old = redis.call('ZSCORE', key, ARGV[i])
+    members[#members + 1] = ARGV[i]
+  end
+  -- One read and one write per row rather than per pair; a member met twice adds up in order.
+  local olds = {}
+  for s = 1, #members, CHUNK do
+    for _, old in ipairs(redis.call('ZMSCORE', key, unpack(members, s, math.min(s + CHUNK - 1, #members)))) do
+      olds[#olds + 1] = old
+    end
+  end
+  local now, unique = {}, {}
+  for j = 1, #members do
+    local member, v = members[j], tonumber(ARGV[at + 2 * j])
+    local old = now[member]
+    if old == nil then
+      unique[#unique + 1] = member
+      if olds[j] then
+        old = tonumber(olds[j])
+      end
+    end
     if old then
-      old = tonumber(old)
       local m = math.max(old, v)
       v = m + math.log(2 ^ (old - m) + 2 ^ (v - m)) / math.log(2)
     end
-    redis.call('ZADD', key, v, ARGV[i])
+    now[member] = v
+  end
+  for s = 1, #unique, CHUNK do
+    local args = {}
+    for j = s, math.min(s + CHUNK - 1, #unique) do
+      args[#args + 1] = now[unique[j]]
+      args[#args + 1] = unique[j]
+    end
+    redis.call('ZADD', key, unpack(args))
   end
   at = last + 1
   if keep > 0 then
