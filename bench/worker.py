@@ -8,10 +8,10 @@ Per configuration: events/s, and the seconds spent in each store round trip
 (``RedisStore``'s ``on_round_trip`` hook: reading users, saving users with the
 batch's shared increments, reading the shared pair rows); the rest is the model,
 the codec and the processor's own work; and the CPU seconds redis-server spent
-meanwhile (it shares the machine's cores with the worker). Beside the served configuration (shared
-item-item counts, rows cached ``pair_cache_ttl_s``), the same events with each
-worker keeping its own counts (``shared_pairs=False``), in the same run, and, with
-``--profile``, a cProfile of the served one.
+meanwhile (it shares the machine's cores with the worker). Beside the served
+configuration (shared item-item counts, rows cached ``pair_cache_ttl_s``), the
+same events with each worker keeping its own counts (``shared_pairs=False``), in
+the same run, and, with ``--profile``, a cProfile of the served one.
 
     .venv/bin/python bench/worker.py             # ~2 min on 2 CPU cores
     .venv/bin/python bench/worker.py --profile   # and the top functions by own time

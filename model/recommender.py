@@ -377,11 +377,11 @@ class Recommender:
 
     def add_pairs(self, pairs: list[PairCount]) -> None:
         """Fold increments into this process's counts (kept by index row: what the batched reads merge)."""
-        rows, tables = self.index.rows, {"covisit": self.covisit, "bundle": self.bundles}
+        rows = self.index.rows
         for table, item, neighbour, log in pairs:
             a, b = rows.get(item), rows.get(neighbour)
             if a is not None and b is not None:
-                tables[table].add_log(a, b, log)
+                self.pair_counts(table).add_log(a, b, log)
 
     def seed_items(self, state: UserState) -> list[str]:
         """The items whose pair rows the user's next list reads (the latest first): what to fetch if shared."""

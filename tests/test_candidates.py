@@ -50,6 +50,6 @@ def test_neighbour_arrays_stay_the_strongest_through_increments_without_repartit
             full = co.as_dict().get(item, {})
             expected = sorted(full.items(), key=lambda kv: -kv[1])[: co.max_neighbours]
             assert sorted(zip(keys.tolist(), logs.tolist())) == sorted(expected)
-            for neighbour in (int(rng.integers(3, 40)),):  # one known entry, as scoring a single candidate reads it
-                entry_keys, entry_logs = co.neighbour_entry(item, neighbour)
-                assert entry_keys.tolist() == ([neighbour] if neighbour in dict(expected) else [])
+            neighbour = int(rng.integers(3, 40))  # one known entry, as scoring a single candidate reads it
+            entry_keys, _ = co.neighbour_entry(item, neighbour)
+            assert entry_keys.tolist() == ([neighbour] if neighbour in dict(expected) else [])
