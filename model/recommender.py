@@ -534,14 +534,15 @@ class Recommender:
         if not queries:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
         rows, _ = self.index.search(np.stack(queries), 2 * n)  # twice as many: seen items are dropped next
+        asked_by = np.repeat(np.arange(len(queries)), rows.shape[1])
         owners = np.repeat(np.asarray(owners, dtype=np.int64), rows.shape[1])
         rows = rows.ravel()
         found = rows >= 0
-        owners, rows = owners[found], rows[found]
+        asked_by, owners, rows = asked_by[found], owners[found], rows[found]
         keep = self._not_excluded(batch, owners, rows)
-        owners, rows = owners[keep], rows[keep]
+        asked_by, owners, rows = asked_by[keep], owners[keep], rows[keep]
         rank = np.arange(len(rows), dtype=np.float64)  # search order: the best first within each query
-        best = top_per_group(owners, -rank, n * 2)  # per user: n from each of their two queries
+        best = top_per_group(asked_by, -rank, n)  # n from each of a user's two queries (the union drops repeats)
         return owners[best], rows[best]
 
     def _contexts(self, requests: list[Request]) -> np.ndarray:

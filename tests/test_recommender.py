@@ -130,6 +130,23 @@ def test_config_is_checked():
         RecommenderConfig(half_lives_s=(100.0, 10.0), half_life_weights=(0.5, 0.5))
 
 
+def test_content_proposes_the_last_items_neighbours_beside_the_blended_interests():
+    # A c0 history and one c3 item just now: the blended interest still points at c0 (it has
+    # more unseen items than the source asks for), so only the last item's own query brings c3 in.
+    rng = np.random.default_rng(2)
+    items = [Item(f"c{c}-{j}", f"Item {j} of {c}", f"cat{c}") for c in (0, 3) for j in range(PER_CAT)]
+    vectors = np.repeat(np.eye(DIM, dtype=np.float32)[[0, 3]], PER_CAT, axis=0) + 0.1 * rng.normal(size=(24, DIM))
+    config = RecommenderConfig(half_lives_s=(300.0, 30 * 86400.0), half_life_weights=(0.5, 0.5), explore_slots=0,
+                               sources=("content",), fill_with_popular=False, candidates_per_source=3)
+    rec = Recommender(config, DIM)
+    rec.add_items(items, vectors)
+    user = rec.new_state("u1")
+    t = feed(rec, user, "c0", 4, T0)
+    rec.observe(user, Event("last", "u1", "c3-0", "click", t + 60, "home"))
+    recs = [category(r.item_id) for r in rec.recommend(user, k=6)]
+    assert recs.count("c0") == 3 and recs.count("c3") == 3, recs  # three from each query
+
+
 def test_covisitation_is_a_source_with_its_reason(rec):
     # Many users take c0-0 and c3-5 together: a user who just took c0-0 is offered c3-5.
     for n in range(20):
