@@ -457,6 +457,9 @@ class Recommender:
         bounds = candidates.bounds(len(requests))
         chosen = top_per_group(candidates.requests, logits, batch.k)
         chosen_bounds = np.searchsorted(candidates.requests[chosen], np.arange(len(requests) + 1))
+        lists: list[tuple[int, np.ndarray, set[int]]] = []  # (request, its list as candidate positions, explored)
+        if any(request.record for request in requests):  # what each list's impressions keep, made once
+            pool, X32 = [self.index.ids[r] for r in candidates.rows.tolist()], X.astype(np.float32)
         for b, request in enumerate(requests):
             own = np.arange(bounds[b], bounds[b + 1])
             order = chosen[chosen_bounds[b]:chosen_bounds[b + 1]] - bounds[b]
@@ -467,13 +470,16 @@ class Recommender:
                 order = self._explore(request.state, float(batch.now[b]), candidates, own, order, int(batch.k[b]),
                                       explored)
             if request.record:
-                request.state.shown = self._impressions(request.state, batch, b, candidates, own, X, order)
-            if request.explain:
-                out[b] = self._explain(batch, b, candidates, pairs, own, order, logits, X, explored)
-            else:  # the items alone (a replay scores lists; it shows no one the reasons)
-                ids = self.index.ids
+                request.state.shown = self._impressions(request.state, batch, b, own, order, pool, X32)
+            lists.append((b, own[order], {int(own[p]) for p in explored}))
+        explained = [entry for entry in lists if requests[entry[0]].explain]
+        for (b, _, _), items in zip(explained, self._explain(batch, candidates, pairs, explained, logits, X)):
+            out[b] = items
+        ids = self.index.ids
+        for b, picked, _ in lists:
+            if not requests[b].explain:  # the items alone (a replay scores lists; it shows no one the reasons)
                 out[b] = [Recommended(ids[r], float(logits[p]), "", "") for p, r in
-                          zip(own[order].tolist(), candidates.rows[own[order]].tolist())]
+                          zip(picked.tolist(), candidates.rows[picked].tolist())]
         return out
 
     def _batch(self, requests: list[Request]) -> Batch:
@@ -752,8 +758,12 @@ class Recommender:
         explored.update(picked)
         return np.concatenate([keep, np.array(picked, dtype=order.dtype)])
 
-    def _impressions(self, state: UserState, batch: Batch, b: int, candidates: Candidates, own: np.ndarray,
-                     X: np.ndarray, order: np.ndarray) -> Impressions:
+    def _impressions(self, state: UserState, batch: Batch, b: int, own: np.ndarray, order: np.ndarray,
+                     pool: list[str], X: np.ndarray) -> Impressions:
+        """What request ``b`` was shown (``order`` of its candidates ``own``), with features and a sample of the rest.
+
+        ``pool`` and ``X`` are the batch's candidate ids and float32 features, made once for all its lists.
+        """
         rest = np.ones(len(own), dtype=bool)
         rest[order] = False
         rest = np.flatnonzero(rest).tolist()
@@ -761,10 +771,9 @@ class Recommender:
         now = float(batch.now[b])
         rng = random.Random(zlib.crc32(f"{state.user_id}:{now!r}".encode()))
         sample = rng.sample(rest, min(len(rest), self.config.negative_samples))
-        ids = [self.index.ids[r] for r in candidates.rows[own].tolist()]
-        Xb = X[own]
-        return Impressions([ids[i] for i in order.tolist()], Xb[order].astype(np.float32), batch.scenes[b], now,
-                           self.ranker.version, [ids[i] for i in sample], Xb[sample].astype(np.float32), ids)
+        ids = pool[own[0]:own[-1] + 1]
+        return Impressions([ids[i] for i in order.tolist()], X[own[order]], batch.scenes[b], now,
+                           self.ranker.version, [ids[i] for i in sample], X[own[sample]], ids)
 
     def features_of(self, state: UserState, item_id: str, now: float, scene: str) -> np.ndarray:
         """The feature row ``item_id`` would have had in ``state``'s list at ``now`` (for labelling a miss)."""
@@ -800,42 +809,69 @@ class Recommender:
         return blended / norm if norm > 0 else blended
 
     # --- explaining
-    def _explain(self, batch: Batch, b: int, candidates: Candidates, pairs: dict[str, PairScores], own: np.ndarray,
-                 order: np.ndarray, logits: np.ndarray, X: np.ndarray, explored: set[int]) -> list[Recommended]:
-        """The ranked items, each with the reason of the feature group that contributed most to its score."""
-        picked = own[order]
-        contributions = self.ranker.contributions(X[picked])
+    def _explain(self, batch: Batch, candidates: Candidates, pairs: dict[str, PairScores],
+                 lists: list[tuple[int, np.ndarray, set[int]]], logits: np.ndarray,
+                 X: np.ndarray) -> list[list[Recommended]]:
+        """Each list's items, each with the reason of the feature group that contributed most to its score.
+
+        ``lists`` holds (request, the list as candidate positions, those put there to explore).
+        The arrays are taken for every list of the batch at once; only the wording is per item.
+        """
+        if not lists:
+            return []
+        picked = np.concatenate([positions for _, positions, _ in lists])
+        lengths = [len(positions) for _, positions, _ in lists]
+        owners = np.repeat([b for b, _, _ in lists], lengths)
         by_group = np.zeros((len(picked), len(REASONS)))
-        np.add.at(by_group.T, self._reason_of_feature, contributions.T)
+        np.add.at(by_group.T, self._reason_of_feature, self.ranker.contributions(X[picked]).T)
         groups = np.argmax(by_group, axis=1)
         rows = candidates.rows[picked]
-        similar = self._most_similar_recent(batch.requests[b].state, rows)
+        similar = self._most_similar_recent(batch, [b for b, _, _ in lists], lengths, rows)
         keys = candidates.keys(len(self.index.ids))[picked]
         anchors = {source: pair.lookup(keys)[1] for source, pair in pairs.items()}
         new = self.popularity.counts_at(rows) < self.config.new_item_interactions
         ids, items = self.index.ids, self.index.items
-        out = []
-        for n, (position, g) in enumerate(zip(order.tolist(), groups.tolist())):
+        explored = set().union(*(chosen for _, _, chosen in lists))
+        out: list[list[Recommended]] = [[] for _ in lists]
+        at = np.repeat(np.arange(len(lists)), lengths)
+        for n, (position, g, b) in enumerate(zip(picked.tolist(), groups.tolist(), owners.tolist())):
             kind = "new" if position in explored else REASONS[g]
             anchor = anchors[kind][n] if kind in anchors else -1
             near = similar[n]
             reason, source = reason_for(
                 kind, batch.scenes[b], pair_title=items[ids[anchor]].title if anchor >= 0 else None,
                 similar=None if near is None else (items[near[0]].title, near[1], near[2]),
-                trending=bool(candidates.popular[picked[n]]), new=bool(new[n]),
+                trending=bool(candidates.popular[position]), new=bool(new[n]),
                 min_cosine=self.config.similar_reason_min_cos, ordered=not self.config.covisit_symmetric)
-            out.append(Recommended(ids[rows[n]], float(logits[picked[n]]), reason, source))
+            out[at[n]].append(Recommended(ids[rows[n]], float(logits[position]), reason, source))
         return out
 
-    def _most_similar_recent(self, state: UserState, rows: np.ndarray) -> list[tuple[str, str, float] | None]:
-        """For each item row, the user's recently taken (item, event type, cosine) most similar to it (one product)."""
-        recent = [(i, kind) for i, kind in state.recent if i in self.index]
-        if not recent:
+    def _most_similar_recent(self, batch: Batch, owners: list[int], lengths: list[int],
+                             rows: np.ndarray) -> list[tuple[str, str, float] | None]:
+        """For each listed item, what its user recently took that is most like it: (item, event type, cosine).
+
+        ``rows`` holds the lists one after another, ``lengths[s]`` items for request
+        ``owners[s]``. One batched product: each user's recent items against their list.
+        """
+        index = self.index
+        recent = [[(i, kind) for i, kind in batch.requests[b].state.recent if i in index] for b in owners]
+        width = max(map(len, recent))
+        if not width:
             return [None] * len(rows)
-        matrix = self.index.matrix
-        similarity = matrix[[self.index.rows[i] for i, _ in recent]] @ matrix[rows].T  # (recent, items)
-        best = np.argmax(similarity, axis=0)
-        return [(*recent[r], float(similarity[r, n])) for n, r in enumerate(best.tolist())]
+        recent_rows = np.zeros((len(owners), width), dtype=np.int64)
+        taken = np.zeros((len(owners), width), dtype=bool)
+        for s, mine in enumerate(recent):
+            recent_rows[s, :len(mine)] = [index.rows[i] for i, _ in mine]
+            taken[s, :len(mine)] = True
+        slot = np.repeat(np.arange(len(owners)), lengths)
+        place = np.arange(len(rows)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        listed = np.zeros((len(owners), max(lengths), self.dim), dtype=np.float32)
+        listed[slot, place] = index.matrix[rows]
+        similarity = np.matmul(index.matrix[recent_rows], listed.transpose(0, 2, 1))  # (lists, recent, listed)
+        similarity[~taken] = -np.inf
+        best = np.argmax(similarity, axis=1)[slot, place]
+        cosines = similarity[slot, best, place].tolist()
+        return [(*recent[s][r], c) if recent[s] else None for s, r, c in zip(slot.tolist(), best.tolist(), cosines)]
 
     def is_new(self, item_id: str) -> bool:
         """Whether the item has had fewer than ``new_item_interactions`` counted interactions."""

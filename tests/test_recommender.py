@@ -8,7 +8,7 @@ import pytest
 
 from model.config import RecommenderConfig
 from model.features import initial_ranker
-from model.recommender import Recommender
+from model.recommender import Recommender, Request
 from model.schema import Event, Item
 
 DIM, CATS, PER_CAT = 16, 4, 12
@@ -145,6 +145,35 @@ def test_content_proposes_the_last_items_neighbours_beside_the_blended_interests
     rec.observe(user, Event("last", "u1", "c3-0", "click", t + 60, "home"))
     recs = [category(r.item_id) for r in rec.recommend(user, k=6)]
     assert recs.count("c0") == 3 and recs.count("c3") == 3, recs  # three from each query
+
+
+def test_a_batch_explains_each_list_as_it_would_alone(rec):
+    # Reasons of every kind in one batch: co-visitation pairs, similar taken items, trending
+    # for a user with no history, a scene; and one request that asks for the items alone.
+    for n in range(15):
+        u = rec.new_state(f"crowd{n}")
+        rec.observe(u, Event(f"a{n}", u.user_id, "c0-0", "view", T0 + n, "home"))
+        rec.observe(u, Event(f"b{n}", u.user_id, "c3-5", "purchase", T0 + n + 1, "cart"))
+    users = [rec.new_state(f"u{n}") for n in range(6)]
+    t = T0 + 100
+    for n, user in enumerate(users[:4]):
+        t = feed(rec, user, f"c{n}", 3 + n, t, kind=("view", "click", "cart", "purchase")[n])
+    rec.observe(users[1], Event("x", "u1", "c0-0", "view", t + 1, "home"))
+    t = feed(rec, users[5], "c2", 2, feed(rec, users[5], "c1", 2, t))  # two interests: two items to be similar to
+    scenes = ["home", "cart", "home", "search", "home", "home"]
+    alone = [rec.recommend(user, k=6, now=t + 10, scene=scene, record=False) for user, scene in zip(users, scenes)]
+    requests = [Request(user, t + 10, scene, 6, False) for user, scene in zip(users, scenes)]
+    requests[2] = dataclasses.replace(requests[2], explain=False)
+    together = rec.recommend_many(requests)
+    assert {r.reason.split(" ")[0] for lst in alone for r in lst} >= {"people", "similar", "trending"}
+    assert len({r.reason for r in alone[5] if r.reason.startswith("similar")}) >= 2
+    for n, (one, many) in enumerate(zip(alone, together)):
+        assert [r.item_id for r in one] == [r.item_id for r in many]
+        assert [r.score for r in one] == pytest.approx([r.score for r in many])
+        if n == 2:
+            assert {r.reason for r in many} == {""}
+        else:
+            assert [(r.reason, r.source) for r in one] == [(r.reason, r.source) for r in many]
 
 
 def test_covisitation_is_a_source_with_its_reason(rec):
