@@ -120,6 +120,8 @@ class Recommender:
         #: Decayed popularity within segments of the traffic: per scene (``scene:home``) and per
         #: user stage (``stage:8``: what users with 8 to 10 events behind them take).
         self.segment_popularity: dict[str, DecayedPopularity] = {}
+        #: The newest event time observed: "now" for a request that gives none and a user with no events.
+        self.clock = -np.inf
         self.covisit = Cooccurrence(config.covisit_half_life_s, config.max_neighbours)
         self.bundles = Cooccurrence(config.bundle_half_life_s, config.max_neighbours)
         declared = features_for(config)
@@ -257,6 +259,7 @@ class Recommender:
         if state.is_duplicate(event.event_id):
             return None
         state.remember_event(event.event_id, event.fingerprint, self.config.dedupe_window)
+        self.clock = max(self.clock, event.ts)
         feedback = self._label(state, event)
         weight = self.weight(event)
         vector = self.index.vector(event.item_id)
@@ -485,7 +488,9 @@ class Recommender:
     def _batch(self, requests: list[Request]) -> Batch:
         config = self.config
         now = np.array([r.state.interests.ts if r.now is None else r.now for r in requests], dtype=np.float64)
-        now[~np.isfinite(now)] = 0.0
+        # A user with no events yet, asked for without a time: the newest event time seen (so
+        # trending means trending now; time 0 would read every decayed score as infinite).
+        now[~np.isfinite(now)] = self.clock if np.isfinite(self.clock) else 0.0
         scenes = [r.scene or "home" for r in requests]
         directions = np.stack([self._directions(r.state, scene) for r, scene in zip(requests, scenes)]) \
             if requests else np.zeros((0, 0, self.dim), np.float32)

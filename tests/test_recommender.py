@@ -72,6 +72,19 @@ def test_cold_user_gets_trending_items(rec):
     assert {category(r.item_id) for r in recs} == {"c3"} and recs[0].reason == "trending now"
 
 
+def test_a_newcomer_asked_for_without_a_time_gets_what_trends_at_the_newest_event(rec):
+    # What was popular a month ago, then what everybody takes now.
+    old = rec.new_state("old")
+    feed(rec, old, "c0", 6, T0, kind="purchase")
+    recent = rec.new_state("recent")
+    feed(rec, recent, "c3", 3, T0 + 30 * 86400, kind="click")
+    newcomer = rec.new_state("new")
+    with np.errstate(over="raise"):  # time 0 would decay every score to infinity
+        recs = rec.recommend(newcomer, k=3)
+    assert [category(r.item_id) for r in recs] == ["c3"] * 3
+    assert recs == rec.recommend(newcomer, k=3, now=rec.clock)
+
+
 def test_what_newcomers_take_is_a_source_and_a_feature_for_newcomers(rec):
     """Stage popularity: the items users take at their first events are a segment of their own."""
     t = T0
