@@ -46,6 +46,7 @@ import bisect
 import dataclasses
 import random
 import zlib
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -256,11 +257,30 @@ class Recommender:
         hold this event (a batch retried after its state write failed); the increment
         is returned all the same, for a shared store that did not take it.
         """
-        if state.is_duplicate(event.event_id):
-            return None
-        state.remember_event(event.event_id, event.fingerprint, self.config.dedupe_window)
-        self.clock = max(self.clock, event.ts)
-        feedback = self._label(state, event)
+        return self.observe_many([(state, event, count)])[0]
+
+    def observe_many(self, observed: Sequence[tuple[UserState, Event, bool]]) -> list[Observation | None]:
+        """:meth:`observe` for the events of a wave, ``(state, event, count)`` of distinct users, in order.
+
+        The lists are all labelled first, so the labels that need a taken item's features
+        recomputed get them in one batch (one per event cost a worker 14 % of its time:
+        bench/README.md); those features are then read as of the wave's start, before its
+        events are counted, rather than after the events before it in the wave.
+        """
+        fresh = []  # positions of the events not seen before
+        for n, (state, event, _) in enumerate(observed):
+            if not state.is_duplicate(event.event_id):
+                state.remember_event(event.event_id, event.fingerprint, self.config.dedupe_window)
+                self.clock = max(self.clock, event.ts)
+                fresh.append(n)
+        labels = self._labels([observed[n][:2] for n in fresh])
+        out: list[Observation | None] = [None] * len(observed)
+        for n, feedback in zip(fresh, labels):
+            out[n] = self._fold(*observed[n], feedback)
+        return out
+
+    def _fold(self, state: UserState, event: Event, count: bool, feedback: Feedback | None) -> Observation:
+        """Fold ``event`` into the user's state and (``count``) the global counts; what it adds to the shared ones."""
         weight = self.weight(event)
         vector = self.index.vector(event.item_id)
         if vector is None:
@@ -313,9 +333,10 @@ class Recommender:
                 state.interests.add(vector, weight, ts)
         state.pending = still
 
-    def _label(self, state: UserState, event: Event) -> Feedback | None:
-        """The list as a lesson: the taken item's features first (``y`` 1), then those it should have beaten (0).
+    def _labels(self, observed: list[tuple[UserState, Event]]) -> list[Feedback | None]:
+        """The list last shown to each of these (distinct) users as a lesson, or None where none was shown.
 
+        A lesson is the taken item's features first (``y`` 1), then those it should have beaten (0).
         A list, not its pairs: half the bytes on the feedback topic, and a ranker that
         learns lists (a listwise loss) gets them whole.
 
@@ -327,32 +348,49 @@ class Recommender:
         sample of that request's candidates; and if no source proposed the taken item at
         all, no pairs — a ranker cannot fix what candidate generation never offered.
         """
-        shown = state.shown
-        if shown is None:
-            return None
-        state.shown = None
-        if shown.features.shape[1] != len(self.features) and len(shown.features):
-            return None  # shown with other features (stored before an upgrade): nothing this ranker can learn
-        item = event.item_id
-        hit = item in shown.item_ids
-        if hit:
-            at = shown.item_ids.index(item)
-            positive, negatives = shown.features[at], np.delete(shown.features, at, axis=0)
-        elif item in shown.pool:
-            in_sample = [n for n, i in enumerate(shown.sample_ids) if i == item]
-            if in_sample:
-                positive = shown.sample_features[in_sample[0]]
-            else:  # its features as they were then: the state has not seen this event yet
-                positive = self.features_of(state, item, shown.ts, shown.scene)
-            negatives = np.delete(shown.sample_features, in_sample, axis=0)
-        else:  # no source proposed it
-            positive, negatives = None, np.zeros((0, len(self.features)))
-        if not len(negatives):  # nothing it should have beaten: nothing to learn
-            return Feedback(np.zeros((0, len(self.features))), np.zeros(0), hit, shown.model_version)
-        X = np.vstack([positive[None, :], negatives]).astype(np.float64)
-        y = np.zeros(len(X))
-        y[0] = 1.0
-        return Feedback(X, y, hit, shown.model_version)
+        empty = np.zeros((0, len(self.features)))
+        # Per event: (the list shown, hit, the taken item's features or None, the negatives), or None.
+        lessons: list[tuple[Impressions, bool, np.ndarray | None, np.ndarray] | None] = []
+        recompute: list[int] = []  # lessons whose taken item was proposed but not kept: its features, as of now
+        for state, event in observed:
+            shown, state.shown = state.shown, None
+            if shown is None or (shown.features.shape[1] != len(self.features) and len(shown.features)):
+                lessons.append(None)  # nothing shown, or shown with other features (stored before an upgrade)
+                continue
+            item = event.item_id
+            if item in shown.item_ids:
+                at = shown.item_ids.index(item)
+                lessons.append((shown, True, shown.features[at], np.delete(shown.features, at, axis=0)))
+            elif item in shown.pool:
+                in_sample = [n for n, i in enumerate(shown.sample_ids) if i == item]
+                # Not sampled: its row is recomputed (the state has not seen this event yet),
+                # unless the item has left the catalogue since, which leaves nothing to learn.
+                if not in_sample and item in self.index:
+                    recompute.append(len(lessons))
+                positive = shown.sample_features[in_sample[0]] if in_sample else None
+                lessons.append((shown, False, positive, np.delete(shown.sample_features, in_sample, axis=0)))
+            else:  # no source proposed it
+                lessons.append((shown, False, None, empty))
+        if recompute:
+            rows = self.features_of_many([(observed[n][0], observed[n][1].item_id, lessons[n][0].ts,
+                                           lessons[n][0].scene) for n in recompute])
+            for n, row in zip(recompute, rows):
+                shown, hit, _, negatives = lessons[n]
+                lessons[n] = (shown, hit, row, negatives)
+        labels: list[Feedback | None] = []
+        for lesson in lessons:
+            if lesson is None:
+                labels.append(None)
+                continue
+            shown, hit, positive, negatives = lesson
+            if positive is None or not len(negatives):  # no positive, or nothing it should have beaten
+                labels.append(Feedback(empty, np.zeros(0), hit, shown.model_version))
+                continue
+            X = np.vstack([positive[None, :], negatives]).astype(np.float64)
+            y = np.zeros(len(X))
+            y[0] = 1.0
+            labels.append(Feedback(X, y, hit, shown.model_version))
+        return labels
 
     def _pairs_of(self, state: UserState, event: Event, weight: float) -> list[PairCount]:
         """The pairs ``event`` counts, by item id (the store every worker shares knows no index rows)."""
@@ -782,11 +820,16 @@ class Recommender:
 
     def features_of(self, state: UserState, item_id: str, now: float, scene: str) -> np.ndarray:
         """The feature row ``item_id`` would have had in ``state``'s list at ``now`` (for labelling a miss)."""
-        batch = self._batch([Request(state, now, scene, 1, False)])
-        row = self.index.rows[item_id]
-        candidates = Candidates(np.zeros(1, dtype=np.int64), np.array([row]), np.zeros(1, bool), np.full(1, np.nan))
-        pairs = {table: self._pair_scores(batch, table, only=[row]) for table in ("covisit", "bundle")}
-        return self._features(batch, candidates, pairs)[0]
+        return self.features_of_many([(state, item_id, now, scene)])[0]
+
+    def features_of_many(self, asked: list[tuple[UserState, str, float, str]]) -> np.ndarray:
+        """:meth:`features_of` for ``(state, item_id, now, scene)`` of distinct users, in one batch: a row each."""
+        batch = self._batch([Request(state, now, scene, 1, False) for state, _, now, scene in asked])
+        rows = np.array([self.index.rows[item_id] for _, item_id, _, _ in asked], dtype=np.int64)
+        candidates = Candidates(np.arange(len(asked), dtype=np.int64), rows, np.zeros(len(asked), bool),
+                                np.full(len(asked), np.nan))
+        pairs = {table: self._pair_scores(batch, table, only=rows.tolist()) for table in ("covisit", "bundle")}
+        return self._features(batch, candidates, pairs)
 
     def _directions(self, state: UserState, scene: str) -> np.ndarray:
         """The unit directions a candidate's cosines are taken to: each half-life, the last item, the scene."""

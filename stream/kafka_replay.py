@@ -108,7 +108,7 @@ def worker_settings(settings: Settings, k: int, workers: int = 1) -> Settings:
 
 def replay_served_in_process(dataset: Dataset, settings: Settings, *, k: int, vectors: np.ndarray,
                              limit: int | None = None, batch_sizes: Sequence[int] | None = None) -> Served:
-    """What the worker does, without Kafka: per micro-batch, per wave, observe each event then recommend for all.
+    """What the worker does, without Kafka: per micro-batch, per wave, observe its events then recommend for all.
 
     Micro-batches of ``batch_max`` events, or of ``batch_sizes`` (the worker's, as a
     via-Kafka run reports them: it takes what has arrived, and where a batch ends decides
@@ -129,8 +129,7 @@ def replay_served_in_process(dataset: Dataset, settings: Settings, *, k: int, ve
         window = events[first:first + size]
         for wave in waves([event.user_id for event in window]):
             start = clock()
-            for n in wave:
-                system.observe(window[n])  # learn_ranker=False: the ranker keeps its prior
+            system.observe_many([window[n] for n in wave])  # learn_ranker=False: the ranker keeps its prior
             answers = rec.recommend_many([Request(system.state(window[n].user_id), window[n].ts, window[n].scene)
                                           for n in wave])
             spent = (clock() - start) // len(wave)

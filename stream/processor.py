@@ -303,6 +303,7 @@ class StreamProcessor:
         # lists see the user's earlier events), and each wave is recommended for at once.
         for wave in waves([event.user_id for event, _ in events]):
             requests, answered = [], []
+            applying, observing = [], []  # the wave's new events: positions, and (state, event, count)
             for n in wave:
                 event, message = events[n]
                 state = states[event.user_id]
@@ -319,7 +320,13 @@ class StreamProcessor:
                     requests.append(Request(state, event.ts, event.scene, record=False))
                     answered.append(n)
                     continue
-                observation = rec.observe(state, event, count=offset < 0 or offset > counted.get(partition, -1))
+                applying.append(n)
+                observing.append((state, event, offset < 0 or offset > counted.get(partition, -1)))
+            # In one call, so the wave's lists are labelled in one batch.
+            for n, observation in zip(applying, rec.observe_many(observing)):
+                event, message = events[n]
+                state = states[event.user_id]
+                partition, offset = message.position
                 outcomes[event.type, "ok"] += 1
                 if offset >= 0:
                     state.mark_applied(partition, offset)

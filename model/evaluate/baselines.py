@@ -419,13 +419,20 @@ class FullSystem:
         return [[r.item_id for r in recommended] for recommended in self.recommender.recommend_many(requests)]
 
     def observe(self, event: Event) -> None:
-        observation = self.recommender.observe(self.state(event.user_id), event)
-        if self.learn_ranker and observation is not None:
-            self.recommender.learn(observation.feedback)
-        if self.learner is not None and observation is not None and observation.sequence is not None:
-            self.learner.add_example(*observation.sequence)
-            if self.learner.due:
-                self.recommender.set_item_space(self.learner.train())
+        self.observe_many([event])
+
+    def observe_many(self, events: list[Event]) -> None:
+        """Observe ``events`` (of distinct users: a wave) in order, their lists labelled in one batch."""
+        observations = self.recommender.observe_many([(self.state(e.user_id), e, True) for e in events])
+        for observation in observations:
+            if observation is None:
+                continue
+            if self.learn_ranker:
+                self.recommender.learn(observation.feedback)
+            if self.learner is not None and observation.sequence is not None:
+                self.learner.add_example(*observation.sequence)
+                if self.learner.due:
+                    self.recommender.set_item_space(self.learner.train())
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"

@@ -340,8 +340,7 @@ def prequential(events: Iterable[Event], systems: Sequence[System], *, k: int = 
                 for wave in waves([event.user_id for event in chunk]):
                     start = clock()
                     answers = recommend_all(system, [chunk[n] for n in wave], k)
-                    for n in wave:
-                        system.observe(chunk[n])
+                    observe_all(system, [chunk[n] for n in wave])
                     spent[wave] = (clock() - start) // len(wave)
                     for n, recs in zip(wave, answers):
                         lists[n] = recs[:k]
@@ -380,6 +379,16 @@ def recommend_all(system: System, events: list[Event], k: int) -> list[list[str]
     """Each event's list before it, for events of distinct users: in one batch if the system takes batches."""
     many = getattr(system, "recommend_many", None)
     return many(events, k) if many is not None else [system.recommend(event, k) for event in events]
+
+
+def observe_all(system: System, events: list[Event]) -> None:
+    """Feed ``events`` of distinct users to ``system`` in order: in one batch if the system takes batches."""
+    many = getattr(system, "observe_many", None)
+    if many is not None:
+        many(events)
+    else:
+        for event in events:
+            system.observe(event)
 
 
 def _windows(events: Iterable[Event], size: int) -> Iterator[list[Event]]:
