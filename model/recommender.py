@@ -349,47 +349,49 @@ class Recommender:
         all, no pairs — a ranker cannot fix what candidate generation never offered.
         """
         empty = np.zeros((0, len(self.features)))
-        # Per event: (the list shown, hit, the taken item's features or None, the negatives), or None.
-        lessons: list[tuple[Impressions, bool, np.ndarray | None, np.ndarray] | None] = []
-        recompute: list[int] = []  # lessons whose taken item was proposed but not kept: its features, as of now
+        # Per event: (the list shown, hit, the negatives), or None; and the taken item's features
+        # (None: none to learn from), kept apart so the recomputed ones can be filled in after.
+        lessons: list[tuple[Impressions, bool, np.ndarray] | None] = []
+        positives: list[np.ndarray | None] = []
+        # Taken items proposed but neither shown nor sampled: which lessons, and their features_of asks.
+        recompute: list[int] = []
+        asked: list[tuple[UserState, str, float, str]] = []
         for state, event in observed:
             shown, state.shown = state.shown, None
+            positive = None
             if shown is None or (shown.features.shape[1] != len(self.features) and len(shown.features)):
                 lessons.append(None)  # nothing shown, or shown with other features (stored before an upgrade)
-                continue
-            item = event.item_id
-            if item in shown.item_ids:
-                at = shown.item_ids.index(item)
-                lessons.append((shown, True, shown.features[at], np.delete(shown.features, at, axis=0)))
-            elif item in shown.pool:
-                in_sample = [n for n, i in enumerate(shown.sample_ids) if i == item]
-                # Not sampled: its row is recomputed (the state has not seen this event yet),
-                # unless the item has left the catalogue since, which leaves nothing to learn.
-                if not in_sample and item in self.index:
+            elif event.item_id in shown.item_ids:
+                at = shown.item_ids.index(event.item_id)
+                positive = shown.features[at]
+                lessons.append((shown, True, np.delete(shown.features, at, axis=0)))
+            elif event.item_id in shown.pool:
+                in_sample = [n for n, i in enumerate(shown.sample_ids) if i == event.item_id]
+                if in_sample:
+                    positive = shown.sample_features[in_sample[0]]
+                elif event.item_id in self.index:  # recomputed below; an item gone from the catalogue teaches nothing
                     recompute.append(len(lessons))
-                positive = shown.sample_features[in_sample[0]] if in_sample else None
-                lessons.append((shown, False, positive, np.delete(shown.sample_features, in_sample, axis=0)))
+                    asked.append((state, event.item_id, shown.ts, shown.scene))
+                lessons.append((shown, False, np.delete(shown.sample_features, in_sample, axis=0)))
             else:  # no source proposed it
-                lessons.append((shown, False, None, empty))
-        if recompute:
-            rows = self.features_of_many([(observed[n][0], observed[n][1].item_id, lessons[n][0].ts,
-                                           lessons[n][0].scene) for n in recompute])
-            for n, row in zip(recompute, rows):
-                shown, hit, _, negatives = lessons[n]
-                lessons[n] = (shown, hit, row, negatives)
+                lessons.append((shown, False, empty))
+            positives.append(positive)
+        if asked:  # in one batch, as of now: the states have not seen these events yet
+            for n, row in zip(recompute, self.features_of_many(asked)):
+                positives[n] = row
         labels: list[Feedback | None] = []
-        for lesson in lessons:
+        for lesson, positive in zip(lessons, positives):
             if lesson is None:
                 labels.append(None)
                 continue
-            shown, hit, positive, negatives = lesson
+            shown, hit, negatives = lesson
             if positive is None or not len(negatives):  # no positive, or nothing it should have beaten
                 labels.append(Feedback(empty, np.zeros(0), hit, shown.model_version))
-                continue
-            X = np.vstack([positive[None, :], negatives]).astype(np.float64)
-            y = np.zeros(len(X))
-            y[0] = 1.0
-            labels.append(Feedback(X, y, hit, shown.model_version))
+            else:
+                X = np.vstack([positive[None, :], negatives]).astype(np.float64)
+                y = np.zeros(len(X))
+                y[0] = 1.0
+                labels.append(Feedback(X, y, hit, shown.model_version))
         return labels
 
     def _pairs_of(self, state: UserState, event: Event, weight: float) -> list[PairCount]:
