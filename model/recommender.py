@@ -123,6 +123,8 @@ class Recommender:
         self.segment_popularity: dict[str, DecayedPopularity] = {}
         #: The newest event time observed: "now" for a request that gives none and a user with no events.
         self.clock = -np.inf
+        #: Items kept in each user's ``recent``: as many as the longest window that reads them.
+        self.max_recent = max(20, config.covisit_window, config.covisit_seeds, config.learned_window)
         self.covisit = Cooccurrence(config.covisit_half_life_s, config.max_neighbours)
         self.bundles = Cooccurrence(config.bundle_half_life_s, config.max_neighbours)
         declared = features_for(config)
@@ -308,7 +310,7 @@ class Recommender:
                     pop.bind(event.item_id, self.index.rows[event.item_id])
                 if event.item_id in self.new_items and not self.is_new(event.item_id):
                     self._not_new(event.item_id)
-        if state.mark_seen(event.item_id, event.ts, event.type, self.config.max_seen):
+        if state.mark_seen(event.item_id, event.ts, event.type, self.config.max_seen, self.max_recent):
             state.seen_rows = None  # an older item was forgotten: rebuilt when next asked for
         elif state.seen_rows is not None and event.item_id in self.index:
             state.seen_rows[1].add(self.index.rows[event.item_id])

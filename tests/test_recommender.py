@@ -160,6 +160,19 @@ def test_content_proposes_the_last_items_neighbours_beside_the_blended_interests
     assert recs.count("c0") == 3 and recs.count("c3") == 3, recs  # three from each query
 
 
+def test_a_covisitation_window_longer_than_twenty_items_pairs_as_far_back_as_it_says(rec):
+    """Users kept their last 20 items whatever the window, so a window of 30 silently paired only 20."""
+    rec = Recommender(dataclasses.replace(rec.config, covisit_window=30), DIM)
+    rec.add_items([Item(f"i{j}", f"Item {j}", "x") for j in range(40)],
+                  np.random.default_rng(0).normal(size=(40, DIM)).astype(np.float32))
+    user = rec.new_state("u")
+    for j in range(30):
+        rec.observe(user, Event(f"e{j}", "u", f"i{j}", "view", T0 + j, "home"))
+    pairs = rec.observe(user, Event("last", "u", "i39", "view", T0 + 60, "home")).pairs
+    assert {p.item for p in pairs if p.neighbour == "i39"} == {f"i{j}" for j in range(30)}
+    assert len(user.recent) == 30
+
+
 def test_a_batch_explains_each_list_as_it_would_alone(rec):
     # Reasons of every kind in one batch: co-visitation pairs, similar taken items, trending
     # for a user with no history, a scene; and one request that asks for the items alone.
