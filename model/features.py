@@ -11,7 +11,7 @@ declaration, not an array to keep parallel by hand.
 >>> names[:5]
 ['cos_h0', 'cos_last', 'cos_scene', 'covisit', 'bundle']
 >>> names[5:]
-['popularity', 'scene_popularity', 'stage_popularity', 'item_age', 'learned']
+['popularity', 'scene_popularity', 'stage_popularity', 'newcomer_popularity', 'item_age', 'learned']
 """
 
 from __future__ import annotations
@@ -53,6 +53,9 @@ def features_for(config: RecommenderConfig) -> list[Feature]:
         Feature("popularity", "popular", 0.3),
         Feature("scene_popularity", "popular", 0.1),
         Feature("stage_popularity", "popular", 0.1),  # among users with as many events behind them
+        # The same, divided by 1 + the user's events: what peers took counts most while a user
+        # has no history of their own to go by (one weight for every stage cannot say that).
+        Feature("newcomer_popularity", "popular", 1.0),
         Feature("item_age", "new", 0.0),       # log1p of days since the stream first saw the item
         # q_j · c_u + b_j in the learned space (model/representations.py): what people take next
         *([Feature("learned", "learned", LEARNED_PRIOR)] if config.learned_dim else []),

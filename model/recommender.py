@@ -771,8 +771,10 @@ class Recommender:
                     scores[mine] = pop.scores_at(rows[mine], now[mine])
         first = self.popularity.first_seen_at(rows)
         age_days = np.where(np.isfinite(first), np.maximum(now - first, 0.0) / 86400.0, 0.0)
-        columns = [cos, np.log1p(COVISIT_SCALE * covisit), np.log1p(bundle), np.log1p(popularity),
-                   *(np.log1p(scores) for scores in in_segment), np.log1p(age_days)]
+        scene_popularity, stage_popularity = (np.log1p(scores) for scores in in_segment)
+        behind = np.array([r.state.n_events for r in batch.requests], dtype=np.float64)[owners]
+        columns = [cos, np.log1p(COVISIT_SCALE * covisit), np.log1p(bundle), np.log1p(popularity), scene_popularity,
+                   stage_popularity, stage_popularity / (1.0 + behind), np.log1p(age_days)]
         if batch.context is not None:
             self._embedded(rows)
             columns.append(np.einsum("nd,nd->n", self._learned_q[rows], batch.context[owners]) + self._learned_b[rows])
