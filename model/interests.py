@@ -27,6 +27,9 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import orjson
 
+#: The fewest (item, event type) pairs a user's ``recent`` keeps: what explanations point back to.
+MIN_RECENT = 20
+
 
 class InterestVector:
     """Decay-weighted interest at several half-lives, in one ``(len(half_lives), dim)`` matrix.
@@ -185,7 +188,7 @@ class UserState:
     def mark_applied(self, partition: int, offset: int) -> None:
         self.positions[partition] = max(offset, self.positions.get(partition, offset))
 
-    def mark_seen(self, item_id: str, ts: float, kind: str, max_seen: int, max_recent: int = 20) -> bool:
+    def mark_seen(self, item_id: str, ts: float, kind: str, max_seen: int, max_recent: int = MIN_RECENT) -> bool:
         """Remember ``item_id`` as taken; returns whether an older item had to be forgotten for it."""
         self.seen[item_id] = max(ts, self.seen.pop(item_id, ts))
         evicted = len(self.seen) > max_seen

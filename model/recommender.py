@@ -55,7 +55,7 @@ from model.config import RecommenderConfig
 from model.cooccurrence import Cooccurrence, PairCount
 from model.features import REASONS, features_for, initial_ranker
 from model.index import ItemIndex
-from model.interests import Impressions, InterestVector, UserState
+from model.interests import MIN_RECENT, Impressions, InterestVector, UserState
 from model.popularity import DecayedPopularity
 from model.ranker import OnlineRanker
 from model.reasons import reason_for
@@ -124,7 +124,7 @@ class Recommender:
         #: The newest event time observed: "now" for a request that gives none and a user with no events.
         self.clock = -np.inf
         #: Items kept in each user's ``recent``: as many as the longest window that reads them.
-        self.max_recent = max(20, config.covisit_window, config.covisit_seeds, config.learned_window)
+        self.max_recent = max(MIN_RECENT, config.covisit_window, config.covisit_seeds, config.learned_window)
         self.covisit = Cooccurrence(config.covisit_half_life_s, config.max_neighbours)
         self.bundles = Cooccurrence(config.bundle_half_life_s, config.max_neighbours)
         declared = features_for(config)
